@@ -1,0 +1,87 @@
+// Pointwise activations: ReLU and LeakyReLU. `Activation` is also the fused
+// epilogue of conv2d, dense and batch norm, so an activation that follows one
+// of them costs no extra pass over memory.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "salted/core/parallel.hpp"
+#include "salted/core/result.hpp"
+#include "salted/core/simd.hpp"
+#include "salted/core/tensor.hpp"
+
+namespace salted {
+namespace ops {
+
+struct Activation {
+    enum class Kind { none, relu, leaky_relu };
+    Kind kind = Kind::none;
+    float negative_slope = 0.01f;  // LeakyReLU only; PyTorch's default
+
+    static Activation none() { return {}; }
+    static Activation relu() { return {Kind::relu, 0.0f}; }
+    static Activation leaky_relu(float slope = 0.01f) { return {Kind::leaky_relu, slope}; }
+
+    float apply(float x) const {
+        switch (kind) {
+            case Kind::none: return x;
+            case Kind::relu: return x > 0.0f ? x : 0.0f;
+            case Kind::leaky_relu: return x > 0.0f ? x : x * negative_slope;
+        }
+        return x;
+    }
+    simd::FloatBatch apply(const simd::FloatBatch& x) const {
+        switch (kind) {
+            case Kind::none: return x;
+            case Kind::relu: return xsimd::max(x, simd::broadcast(0.0f));
+            case Kind::leaky_relu:
+                return xsimd::select(x > simd::broadcast(0.0f), x, x * simd::broadcast(negative_slope));
+        }
+        return x;
+    }
+    Status validate(const char* op) const {
+        if (kind == Kind::leaky_relu && !(negative_slope == negative_slope))
+            return make_error(Errc::invalid_argument, "%s: negative_slope: expected a number, found NaN", op);
+        return Status();
+    }
+};
+
+// Applies `act` to n contiguous floats in place (SIMD body, scalar tail).
+inline void apply_activation_inplace(const Activation& act, float* data, int64_t n) {
+    if (act.kind == Activation::Kind::none) return;
+    int64_t i = 0;
+    const int64_t w = static_cast<int64_t>(simd::width);
+    for (; i + w <= n; i += w) simd::store(data + i, act.apply(simd::load(data + i)));
+    for (; i < n; ++i) data[i] = act.apply(data[i]);
+}
+
+// out = act(in), elementwise. `in` and `out` may alias.
+inline Status activation(const Activation& act, ConstTensorView in, TensorView out) {
+    SALTED_TRY(act.validate("activation"));
+    if (in.shape != out.shape)
+        return make_error(Errc::shape_mismatch, "activation: output shape: expected %s, found %s",
+                          in.shape.str().c_str(), out.shape.str().c_str());
+    const int64_t n = in.numel();
+    const int64_t chunk = 16384;
+    parallel_for((n + chunk - 1) / chunk, n, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) {
+            int64_t lo = c * chunk, hi = std::min(n, lo + chunk);
+            if (out.data != in.data) std::copy(in.data + lo, in.data + hi, out.data + lo);
+            apply_activation_inplace(act, out.data + lo, hi - lo);
+        }
+    });
+    return Status();
+}
+
+namespace ref {
+// Scalar twin of ops::activation.
+inline Status activation(const Activation& act, ConstTensorView in, TensorView out) {
+    if (in.shape != out.shape) return make_error(Errc::shape_mismatch, "activation: shapes differ");
+    for (int64_t i = 0; i < in.numel(); ++i) out.data[i] = act.apply(in.data[i]);
+    return Status();
+}
+}  // namespace ref
+
+}  // namespace ops
+}  // namespace salted
