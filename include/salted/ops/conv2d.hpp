@@ -1,0 +1,221 @@
+// 2-D convolution, NCHW float32, with PyTorch's semantics (nn.Conv2d) plus
+// four-sided zero padding, and bias + activation fused into the GEMM epilogue.
+//
+// Per image and group it is one GEMM: out[Cout_g x Ho*Wo] = W[Cout_g x K] *
+// patches[K x Ho*Wo], K = Cin_g * kh * kw. The weights are the A operand,
+// packed once at create(); the patches are the B operand, packed panel by
+// panel by kernels::Im2colB (never the whole matrix). This orientation writes
+// NCHW output directly and keeps batch 1 parallel over output pixels. A 1x1,
+// stride-1, unpadded conv is a plain GEMM on the input [Cin x H*W] (its panels
+// are row copies, no im2col).
+#pragma once
+
+#include <cinttypes>
+#include <cstdint>
+
+#include "salted/core/result.hpp"
+#include "salted/core/tensor.hpp"
+#include "salted/kernels/gemm.hpp"
+#include "salted/kernels/im2col.hpp"
+#include "salted/ops/activation.hpp"
+#include "salted/ops/op_checks.hpp"
+
+namespace salted {
+namespace ops {
+
+struct Conv2dParams {
+    int64_t in_channels = 0;
+    int64_t out_channels = 0;
+    int64_t kernel_h = 1, kernel_w = 1;
+    int64_t stride_h = 1, stride_w = 1;
+    // Zero padding per side. PyTorch's padding=(ph, pw) is top = bottom = ph,
+    // left = right = pw; F.pad(x, (l, r, t, b)) followed by a padding-0 conv is
+    // pad_left = l, pad_right = r, pad_top = t, pad_bottom = b.
+    int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+    int64_t dilation_h = 1, dilation_w = 1;
+    int64_t groups = 1;
+    Activation activation;  // applied after the bias
+};
+
+namespace detail {
+
+inline Status validate_conv2d(const Conv2dParams& p) {
+    const char* op = "conv2d";
+    SALTED_TRY(check_param(op, "in_channels", p.in_channels, 1));
+    SALTED_TRY(check_param(op, "out_channels", p.out_channels, 1));
+    SALTED_TRY(check_param(op, "kernel_h", p.kernel_h, 1));
+    SALTED_TRY(check_param(op, "kernel_w", p.kernel_w, 1));
+    SALTED_TRY(check_param(op, "stride_h", p.stride_h, 1));
+    SALTED_TRY(check_param(op, "stride_w", p.stride_w, 1));
+    SALTED_TRY(check_param(op, "dilation_h", p.dilation_h, 1));
+    SALTED_TRY(check_param(op, "dilation_w", p.dilation_w, 1));
+    SALTED_TRY(check_param(op, "pad_top", p.pad_top, 0));
+    SALTED_TRY(check_param(op, "pad_left", p.pad_left, 0));
+    SALTED_TRY(check_param(op, "pad_bottom", p.pad_bottom, 0));
+    SALTED_TRY(check_param(op, "pad_right", p.pad_right, 0));
+    SALTED_TRY(check_groups(op, p.in_channels, p.out_channels, p.groups));
+    return p.activation.validate(op);
+}
+
+// One output side: floor((in + pads - dil * (k - 1) - 1) / stride) + 1, >= 1.
+inline Result<int64_t> conv_out_size(const char* op, const char* field, int64_t in, int64_t pads, int64_t kernel,
+                                     int64_t stride, int64_t dilation) {
+    const int64_t span = in + pads - dilation * (kernel - 1) - 1;
+    if (span < 0)
+        return make_error(Errc::shape_mismatch, "%s: %s: expected >= 1, found %" PRId64
+                          " (input %" PRId64 " + padding %" PRId64 " is smaller than the dilated kernel %" PRId64 ")",
+                          op, field, (span - stride + 1) / stride + 1, in, pads, dilation * (kernel - 1) + 1);
+    return span / stride + 1;
+}
+
+inline Result<Shape> conv2d_output_shape(const Conv2dParams& p, const Shape& in) {
+    SALTED_TRY(check_nchw_input("conv2d", in, p.in_channels));
+    SALTED_ASSIGN(int64_t ho, conv_out_size("conv2d", "output height", in[2], p.pad_top + p.pad_bottom, p.kernel_h,
+                                            p.stride_h, p.dilation_h));
+    SALTED_ASSIGN(int64_t wo, conv_out_size("conv2d", "output width", in[3], p.pad_left + p.pad_right, p.kernel_w,
+                                            p.stride_w, p.dilation_w));
+    Shape os({in[0], p.out_channels, ho, wo});
+    SALTED_TRY(os.validate());
+    return os;
+}
+
+}  // namespace detail
+
+class Conv2d {
+public:
+    static Result<Conv2d> create(const Conv2dParams& p, ConstTensorView weight, ConstTensorView bias) {
+        SALTED_TRY(detail::validate_conv2d(p));
+        const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
+        SALTED_TRY(detail::check_weight_bias("conv2d", weight, Shape({p.out_channels, cin_g, p.kernel_h, p.kernel_w}),
+                                             bias, p.out_channels));
+        Conv2d c;
+        c.p_ = p;
+        c.k_ = cin_g * p.kernel_h * p.kernel_w;
+        c.group_stride_ = kernels::gemm_packed_a_floats(cout_g, c.k_);
+        SALTED_ASSIGN(c.packed_, Tensor::empty(Shape({p.groups, c.group_stride_})));
+        for (int64_t g = 0; g < p.groups; ++g)
+            kernels::gemm_pack_a(cout_g, c.k_, weight.data + g * cout_g * c.k_, c.k_, 1,
+                                 c.packed_.data() + g * c.group_stride_);
+        if (bias.data) {
+            SALTED_ASSIGN(c.bias_, Tensor::copy_of(bias));
+        }
+        return c;
+    }
+
+    const Conv2dParams& params() const { return p_; }
+
+    Result<Shape> output_shape(const Shape& input) const { return detail::conv2d_output_shape(p_, input); }
+
+    // One K x NR packed patch panel per GEMM worker (kernels::gemm_max_slots
+    // at most), whatever the thread count, so a plan made once stays valid.
+    std::size_t workspace_floats(const Shape& input) const {
+        auto os = output_shape(input);
+        if (!os.ok()) return 0;
+        return static_cast<std::size_t>(kernels::gemm_b_workspace_floats(k_, (*os)[2] * (*os)[3]));
+    }
+
+    int64_t flops(const Shape& input) const {
+        auto os = output_shape(input);
+        if (!os.ok()) return 0;
+        return 2 * os->numel() * k_;
+    }
+
+    // Computes out = act(conv(in) + bias). `workspace` must hold
+    // workspace_floats(in.shape) floats; run() allocates nothing.
+    Status run(ConstTensorView in, TensorView out, float* workspace) const {
+        SALTED_ASSIGN(Shape os, output_shape(in.shape));
+        SALTED_TRY(detail::check_run("conv2d", in, out, os));
+        if (!workspace)
+            return make_error(Errc::invalid_argument, "conv2d: workspace: expected %zu floats, found null",
+                              workspace_floats(in.shape));
+        const int64_t batch = in.shape[0], h = in.shape[2], w = in.shape[3];
+        const int64_t ho = os[2], wo = os[3], pixels = ho * wo;
+        const int64_t cin_g = p_.in_channels / p_.groups, cout_g = p_.out_channels / p_.groups;
+        const bool plain_gemm = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 &&
+                                p_.pad_top == 0 && p_.pad_left == 0 && p_.pad_bottom == 0 && p_.pad_right == 0;
+        for (int64_t n = 0; n < batch; ++n)
+            for (int64_t g = 0; g < p_.groups; ++g) {
+                const float* x = in.data + (n * p_.in_channels + g * cin_g) * h * w;
+                float* y = out.data + (n * p_.out_channels + g * cout_g) * pixels;
+                const float* a = packed_.data() + g * group_stride_;
+                const auto ep = kernels::GemmEpilogue::row_bias(bias_.data() ? bias_.data() + g * cout_g : nullptr,
+                                                                p_.activation);
+                if (plain_gemm) {
+                    kernels::MatrixB src;
+                    src.b = x;
+                    src.k = k_;
+                    src.rs = h * w;
+                    src.cs = 1;
+                    kernels::gemm_blocked(cout_g, pixels, k_, a, src, workspace, y, pixels, ep, false);
+                } else {
+                    kernels::Im2colB src;
+                    src.input = x;
+                    src.g = geometry(cin_g, h, w, ho, wo);
+                    kernels::gemm_blocked(cout_g, pixels, k_, a, src, workspace, y, pixels, ep, false);
+                }
+            }
+        return Status();
+    }
+
+private:
+    kernels::ConvGeometry geometry(int64_t cin_g, int64_t h, int64_t w, int64_t ho, int64_t wo) const {
+        kernels::ConvGeometry g;
+        g.channels = cin_g;
+        g.in_h = h;
+        g.in_w = w;
+        g.kernel_h = p_.kernel_h;
+        g.kernel_w = p_.kernel_w;
+        g.stride_h = p_.stride_h;
+        g.stride_w = p_.stride_w;
+        g.dilation_h = p_.dilation_h;
+        g.dilation_w = p_.dilation_w;
+        g.pad_top = p_.pad_top;
+        g.pad_left = p_.pad_left;
+        g.out_h = ho;
+        g.out_w = wo;
+        return g;
+    }
+
+    Conv2dParams p_;
+    int64_t k_ = 0;             // GEMM depth: Cin_g * kh * kw
+    int64_t group_stride_ = 0;  // floats of packed weights per group
+    Tensor packed_;             // per group: weights as packed A panels
+    Tensor bias_;               // empty storage when there is no bias
+};
+
+namespace ref {
+// Scalar twin of Conv2d::run: the direct loop nest, summed in double.
+inline Status conv2d(const Conv2dParams& p, ConstTensorView in, ConstTensorView weight, ConstTensorView bias,
+                     TensorView out) {
+    SALTED_TRY(detail::validate_conv2d(p));
+    const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
+    SALTED_TRY(detail::check_weight_bias("conv2d", weight, Shape({p.out_channels, cin_g, p.kernel_h, p.kernel_w}), bias,
+                                         p.out_channels));
+    SALTED_ASSIGN(Shape os, detail::conv2d_output_shape(p, in.shape));
+    SALTED_TRY(detail::check_run("conv2d", in, out, os));
+    const int64_t H = in.shape[2], W = in.shape[3], Ho = os[2], Wo = os[3];
+    for (int64_t n = 0; n < os[0]; ++n)
+        for (int64_t co = 0; co < p.out_channels; ++co) {
+            const int64_t g = co / cout_g;
+            for (int64_t oy = 0; oy < Ho; ++oy)
+                for (int64_t ox = 0; ox < Wo; ++ox) {
+                    double s = bias.data ? bias.data[co] : 0.0;
+                    for (int64_t ci = 0; ci < cin_g; ++ci)
+                        for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+                            for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+                                const int64_t iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+                                const int64_t ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                s += double(in.data[((n * p.in_channels + g * cin_g + ci) * H + iy) * W + ix]) *
+                                     double(weight.data[((co * cin_g + ci) * p.kernel_h + ky) * p.kernel_w + kx]);
+                            }
+                    out.data[((n * p.out_channels + co) * Ho + oy) * Wo + ox] =
+                        p.activation.apply(static_cast<float>(s));
+                }
+        }
+    return Status();
+}
+}  // namespace ref
+
+}  // namespace ops
+}  // namespace salted
