@@ -1,0 +1,317 @@
+// Micro-benchmark: salted's Conv2d and Dense on the real layer shapes of the
+// reference models, against OpenBLAS SGEMM on the equivalent GEMM shape in
+// the same run (the ceiling a GEMM-based engine could reach on that shape),
+// plus a large square SGEMM for the machine's peak. Prints a Markdown table.
+//
+//   bench_layers [--iters 50] [--threads 1] [--min-sample-ms 1] [--peak 1024]
+//                [--filter TEXT] [--list]
+//
+// What is timed: salted runs the whole op (im2col panels, GEMM, bias and the
+// fused ReLU); SGEMM runs only the bare GEMM on matrices of the same shape
+// (no im2col, no bias), so a ratio near 1 means the op costs what the GEMM
+// alone costs in a tuned BLAS. Run with OMP_WAIT_POLICY=PASSIVE (bench/run.sh
+// does) so idle OpenMP workers do not spin on a shared machine.
+#include <cblas.h>
+#include <dlfcn.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "layer_shapes.hpp"
+#include "salted/core/parallel.hpp"
+#include "salted/core/tensor.hpp"
+#include "salted/kernels/gemm.hpp"
+#include "salted/ops/conv2d.hpp"
+#include "salted/ops/dense.hpp"
+#include "timer.hpp"
+
+// OpenBLAS extensions. Declared here rather than taken from cblas.h so the
+// bench also builds when cblas.h is another implementation's header; we
+// link libopenblas itself, which defines them.
+extern "C" {
+void openblas_set_num_threads(int num_threads);
+char* openblas_get_config(void);
+char* openblas_get_corename(void);
+}
+
+namespace {
+
+struct Options {
+    int iters = 50;             // samples per system and shape
+    int threads = 1;
+    double min_sample_ms = 1.0; // a sample repeats the call until it lasts this long
+    int peak = 1024;            // square SGEMM size for the ceiling row; 0 skips it
+    std::string filter;         // only shapes whose "model layer" contains this
+    bool list = false;
+};
+
+bool parse_int(const char* s, int lo, int& out) {
+    char* end = nullptr;
+    long v = std::strtol(s, &end, 10);
+    if (!s[0] || *end || v < lo || v > 1000000) return false;
+    out = static_cast<int>(v);
+    return true;
+}
+
+bool parse_options(int argc, char** argv, Options& o) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (a == "--iters" && has_value) {
+            if (!parse_int(argv[++i], 1, o.iters)) return false;
+        } else if (a == "--threads" && has_value) {
+            if (!parse_int(argv[++i], 1, o.threads)) return false;
+        } else if (a == "--peak" && has_value) {
+            if (!parse_int(argv[++i], 0, o.peak)) return false;
+        } else if (a == "--min-sample-ms" && has_value) {
+            o.min_sample_ms = std::atof(argv[++i]);
+            if (!(o.min_sample_ms >= 0)) return false;
+        } else if (a == "--filter" && has_value) {
+            o.filter = argv[++i];
+        } else if (a == "--list") {
+            o.list = true;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+void fill_random(float* p, int64_t n, std::mt19937& rng) {
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) p[i] = d(rng);
+}
+
+// Owns an aligned buffer; the bench exits on allocation failure.
+struct Buffer {
+    salted::Tensor t;
+    float* data() { return t.data(); }
+};
+
+Buffer make_buffer(int64_t n, std::mt19937& rng) {
+    auto r = salted::Tensor::empty(salted::Shape({n < 1 ? 1 : n}));
+    if (!r.ok()) {
+        std::fprintf(stderr, "bench_layers: %s\n", r.message().c_str());
+        std::exit(1);
+    }
+    Buffer b{std::move(*r)};
+    fill_random(b.data(), b.t.numel(), rng);
+    return b;
+}
+
+[[noreturn]] void die(const char* what, const std::string& message) {
+    std::fprintf(stderr, "bench_layers: %s: %s\n", what, message.c_str());
+    std::exit(1);
+}
+
+struct Row {
+    std::string model, layer, gemm;
+    int64_t batch = 1, flops = 0;
+    bench::Stats salted, blas;
+};
+
+// Times salted's op and the equivalent SGEMM, interleaved.
+template <class SaltedRun, class BlasRun>
+void measure(SaltedRun& salted_run, BlasRun& blas_run, const Options& o, Row& row) {
+    const double target = o.min_sample_ms * 1e-3;
+    // Calibration doubles as warm-up: caches, page faults, OpenMP/BLAS threads.
+    const int reps_s = bench::calibrate_reps(salted_run, target);
+    const int reps_b = bench::calibrate_reps(blas_run, target);
+    std::vector<double> s, b;
+    bench::interleaved_samples(salted_run, reps_s, blas_run, reps_b, o.iters, s, b);
+    row.salted = bench::summarize(s);
+    row.blas = bench::summarize(b);
+}
+
+Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) {
+    using namespace salted;
+    ops::Conv2dParams p;
+    p.in_channels = L.cin;
+    p.out_channels = L.cout;
+    p.kernel_h = L.kh;
+    p.kernel_w = L.kw;
+    p.stride_h = L.sh;
+    p.stride_w = L.sw;
+    p.pad_top = L.pad_top;
+    p.pad_left = L.pad_left;
+    p.pad_bottom = L.pad_bottom;
+    p.pad_right = L.pad_right;
+    p.activation = ops::Activation::relu();
+    const int64_t m = L.gemm_m(), n = L.gemm_n(), k = L.gemm_k();
+    Buffer weight = make_buffer(L.cout * L.cin * L.kh * L.kw, rng), bias = make_buffer(L.cout, rng);
+    auto conv = ops::Conv2d::create(p, ConstTensorView(weight.data(), Shape({L.cout, L.cin, L.kh, L.kw})),
+                                    ConstTensorView(bias.data(), Shape({L.cout})));
+    if (!conv.ok()) die(L.layer, conv.message());
+    const Shape in_shape({L.batch, L.cin, L.h, L.w});
+    auto out_shape = conv->output_shape(in_shape);
+    if (!out_shape.ok()) die(L.layer, out_shape.message());
+    if ((*out_shape)[2] != L.out_h() || (*out_shape)[3] != L.out_w() || conv->flops(in_shape) != L.flops())
+        die(L.layer, "the table's output size or FLOP count disagrees with Conv2d");
+    Buffer in = make_buffer(in_shape.numel(), rng), out = make_buffer(out_shape->numel(), rng);
+    Buffer ws = make_buffer(static_cast<int64_t>(conv->workspace_floats(in_shape)), rng);
+    auto salted_run = [&] {
+        Status st = conv->run(ConstTensorView(in.data(), in_shape), TensorView(out.data(), *out_shape), ws.data());
+        if (!st.ok()) die(L.layer, st.message());
+    };
+
+    // The same GEMM in OpenBLAS: weights [M x K] times patches [K x N].
+    Buffer a = make_buffer(m * k, rng), b = make_buffer(k * n, rng), c = make_buffer(m * n, rng);
+    auto blas_run = [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+                    static_cast<int>(k), 1.0f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(n), 0.0f,
+                    c.data(), static_cast<int>(n));
+    };
+    Row row;
+    measure(salted_run, blas_run, o, row);
+    return row;
+}
+
+Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng) {
+    using namespace salted;
+    ops::DenseParams p{L.cin, L.cout, ops::Activation::relu()};
+    Buffer weight = make_buffer(L.cout * L.cin, rng), bias = make_buffer(L.cout, rng);
+    auto d = ops::Dense::create(p, ConstTensorView(weight.data(), Shape({L.cout, L.cin})),
+                                ConstTensorView(bias.data(), Shape({L.cout})));
+    if (!d.ok()) die(L.layer, d.message());
+    const Shape in_shape({L.batch, L.cin});
+    auto out_shape = d->output_shape(in_shape);
+    if (!out_shape.ok()) die(L.layer, out_shape.message());
+    if (d->flops(in_shape) != L.flops()) die(L.layer, "the table's FLOP count disagrees with Dense");
+    Buffer in = make_buffer(in_shape.numel(), rng), out = make_buffer(out_shape->numel(), rng);
+    Buffer ws = make_buffer(static_cast<int64_t>(d->workspace_floats(in_shape)), rng);
+    auto salted_run = [&] {
+        Status st = d->run(ConstTensorView(in.data(), in_shape), TensorView(out.data(), *out_shape), ws.data());
+        if (!st.ok()) die(L.layer, st.message());
+    };
+
+    // x[batch x in] * W^T with W stored [out x in], as nn.Linear over a BLAS.
+    const int bm = static_cast<int>(L.batch), bn = static_cast<int>(L.cout), bk = static_cast<int>(L.cin);
+    Buffer c = make_buffer(L.batch * L.cout, rng);
+    auto blas_run = [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bm, bn, bk, 1.0f, in.data(), bk, weight.data(), bk, 0.0f,
+                    c.data(), bn);
+    };
+    Row row;
+    measure(salted_run, blas_run, o, row);
+    return row;
+}
+
+// Square GEMM, both sides packing both operands every call: the ceiling row.
+Row bench_peak(int size, const Options& o, std::mt19937& rng) {
+    using namespace salted;
+    const int64_t s = size;
+    Buffer a = make_buffer(s * s, rng), b = make_buffer(s * s, rng), c = make_buffer(s * s, rng);
+    Buffer ws = make_buffer(kernels::gemm_workspace_floats(s, s, s), rng);
+    auto salted_run = [&] {
+        Status st = kernels::gemm(s, s, s, a.data(), s, b.data(), s, c.data(), s, kernels::GemmEpilogue(), false,
+                                  ws.data());
+        if (!st.ok()) die("peak gemm", st.message());
+    };
+    auto blas_run = [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1.0f, a.data(), size, b.data(), size,
+                    0.0f, c.data(), size);
+    };
+    Row row;
+    row.model = "peak";
+    row.layer = "square SGEMM (kernels::gemm)";
+    row.gemm = std::to_string(s) + "x" + std::to_string(s) + "x" + std::to_string(s);
+    row.flops = 2 * s * s * s;
+    measure(salted_run, blas_run, o, row);
+    return row;
+}
+
+std::string loaded_library(const void* symbol) {
+    Dl_info info;
+    if (dladdr(symbol, &info) && info.dli_fname) {
+        char resolved[4096];
+        if (realpath(info.dli_fname, resolved)) return std::string(info.dli_fname) + " -> " + resolved;
+        return info.dli_fname;
+    }
+    return "(unknown)";
+}
+
+double gflops(int64_t flops, double seconds) { return seconds > 0 ? flops / seconds * 1e-9 : 0; }
+
+// Microseconds with a precision that suits the magnitude ("0.42", "71.3",
+// "24700"): batch-1 dense layers take well under a microsecond.
+std::string us(double seconds) {
+    char buf[32];
+    const double v = seconds * 1e6;
+    std::snprintf(buf, sizeof buf, v < 10 ? "%.2f" : v < 1000 ? "%.1f" : "%.0f", v);
+    return buf;
+}
+
+std::string spread(const bench::Stats& s) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s–%s ±%.1f%%", us(s.min).c_str(), us(s.max).c_str(),
+                  s.median > 0 ? 100.0 * s.mad / s.median : 0.0);
+    return buf;
+}
+
+void print_row(const Row& r) {
+    const double gs = gflops(r.flops, r.salted.median), gb = gflops(r.flops, r.blas.median);
+    std::printf("| %s | %s | %" PRId64 " | %s | %.3g | %s | %s | %.1f | %s | %s | %.1f | %.2f |\n", r.model.c_str(),
+                r.layer.c_str(), r.batch, r.gemm.c_str(), r.flops * 1e-6, us(r.salted.median).c_str(),
+                spread(r.salted).c_str(), gs, us(r.blas.median).c_str(), spread(r.blas).c_str(), gb,
+                r.salted.median > 0 ? r.blas.median / r.salted.median : 0.0);
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    if (!parse_options(argc, argv, o)) {
+        std::fprintf(stderr,
+                     "usage: bench_layers [--iters N>=1 (50)] [--threads N>=1 (1)] [--min-sample-ms X (1)]\n"
+                     "                    [--peak SIZE (1024; 0 skips)] [--filter TEXT] [--list]\n");
+        return 2;
+    }
+    const std::vector<bench::LayerShape> shapes = bench::reference_layer_shapes();
+    auto selected = [&](const bench::LayerShape& L) {
+        return o.filter.empty() || (std::string(L.model) + " " + L.layer).find(o.filter) != std::string::npos;
+    };
+    if (o.list) {
+        for (const auto& L : shapes)
+            if (selected(L))
+                std::printf("%s | %s | batch %" PRId64 " | GEMM %" PRId64 "x%" PRId64 "x%" PRId64 "\n", L.model,
+                            L.layer, L.batch, L.gemm_m(), L.gemm_n(), L.gemm_k());
+        return 0;
+    }
+
+    salted::set_num_threads(o.threads);
+    openblas_set_num_threads(o.threads);
+    const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+    std::printf("salted bench_layers: %d thread(s), %d samples per system and shape, sample >= %g ms, "
+                "salted max_threads() = %d, OMP_WAIT_POLICY=%s\n",
+                o.threads, o.iters, o.min_sample_ms, salted::max_threads(), wait_policy ? wait_policy : "(unset)");
+    std::printf("SGEMM library: %s\n", loaded_library(reinterpret_cast<void*>(&cblas_sgemm)).c_str());
+    std::printf("OpenBLAS config: %s; core: %s\n", openblas_get_config(), openblas_get_corename());
+    std::printf("salted GEMM tile: MR=%d NR=%d (SIMD width %d floats)\n", salted::kernels::gemm_mr,
+                salted::kernels::gemm_nr, static_cast<int>(salted::simd::width));
+    std::printf("times are µs per call: median, then min–max and ±MAD as %% of the median; "
+                "ratio = SGEMM median / salted median (> 1: salted faster)\n\n");
+    std::printf("| model | layer | batch | GEMM MxNxK | MFLOP | salted µs | salted spread | salted GFLOP/s "
+                "| SGEMM µs | SGEMM spread | SGEMM GFLOP/s | ratio |\n");
+    std::printf("|---|---|--:|---|--:|--:|---|--:|--:|---|--:|--:|\n");
+
+    std::mt19937 rng(42);
+    if (o.peak > 0 && o.filter.empty()) print_row(bench_peak(o.peak, o, rng));
+    for (const auto& L : shapes) {
+        if (!selected(L)) continue;
+        Row r = L.dense ? bench_dense(L, o, rng) : bench_conv(L, o, rng);
+        r.model = L.model;
+        r.layer = L.layer;
+        r.batch = L.batch;
+        r.gemm = std::to_string(L.gemm_m()) + "x" + std::to_string(L.gemm_n()) + "x" + std::to_string(L.gemm_k());
+        r.flops = L.flops();
+        print_row(r);
+    }
+    return 0;
+}
