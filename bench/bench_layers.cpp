@@ -13,6 +13,7 @@
 // does) so idle OpenMP workers do not spin on a shared machine.
 #include <cblas.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -70,8 +71,9 @@ bool parse_options(int argc, char** argv, Options& o) {
         } else if (a == "--peak" && has_value) {
             if (!parse_int(argv[++i], 0, o.peak)) return false;
         } else if (a == "--min-sample-ms" && has_value) {
-            o.min_sample_ms = std::atof(argv[++i]);
-            if (!(o.min_sample_ms >= 0)) return false;
+            char* end = nullptr;
+            o.min_sample_ms = std::strtod(argv[++i], &end);
+            if (*end || !(o.min_sample_ms >= 0 && o.min_sample_ms <= 60000)) return false;
         } else if (a == "--filter" && has_value) {
             o.filter = argv[++i];
         } else if (a == "--list") {
@@ -88,21 +90,16 @@ void fill_random(float* p, int64_t n, std::mt19937& rng) {
     for (int64_t i = 0; i < n; ++i) p[i] = d(rng);
 }
 
-// Owns an aligned buffer; the bench exits on allocation failure.
-struct Buffer {
-    salted::Tensor t;
-    float* data() { return t.data(); }
-};
-
-Buffer make_buffer(int64_t n, std::mt19937& rng) {
+// An aligned buffer of n random floats; the bench exits on allocation failure.
+salted::Tensor make_buffer(int64_t n, std::mt19937& rng) {
     auto r = salted::Tensor::empty(salted::Shape({n < 1 ? 1 : n}));
     if (!r.ok()) {
         std::fprintf(stderr, "bench_layers: %s\n", r.message().c_str());
         std::exit(1);
     }
-    Buffer b{std::move(*r)};
-    fill_random(b.data(), b.t.numel(), rng);
-    return b;
+    salted::Tensor t = std::move(*r);
+    fill_random(t.data(), t.numel(), rng);
+    return t;
 }
 
 [[noreturn]] void die(const char* what, const std::string& message) {
@@ -144,7 +141,7 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
     p.pad_right = L.pad_right;
     p.activation = ops::Activation::relu();
     const int64_t m = L.gemm_m(), n = L.gemm_n(), k = L.gemm_k();
-    Buffer weight = make_buffer(L.cout * L.cin * L.kh * L.kw, rng), bias = make_buffer(L.cout, rng);
+    salted::Tensor weight = make_buffer(L.cout * L.cin * L.kh * L.kw, rng), bias = make_buffer(L.cout, rng);
     auto conv = ops::Conv2d::create(p, ConstTensorView(weight.data(), Shape({L.cout, L.cin, L.kh, L.kw})),
                                     ConstTensorView(bias.data(), Shape({L.cout})));
     if (!conv.ok()) die(L.layer, conv.message());
@@ -153,15 +150,15 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
     if (!out_shape.ok()) die(L.layer, out_shape.message());
     if ((*out_shape)[2] != L.out_h() || (*out_shape)[3] != L.out_w() || conv->flops(in_shape) != L.flops())
         die(L.layer, "the table's output size or FLOP count disagrees with Conv2d");
-    Buffer in = make_buffer(in_shape.numel(), rng), out = make_buffer(out_shape->numel(), rng);
-    Buffer ws = make_buffer(static_cast<int64_t>(conv->workspace_floats(in_shape)), rng);
+    salted::Tensor in = make_buffer(in_shape.numel(), rng), out = make_buffer(out_shape->numel(), rng);
+    salted::Tensor ws = make_buffer(static_cast<int64_t>(conv->workspace_floats(in_shape)), rng);
     auto salted_run = [&] {
         Status st = conv->run(ConstTensorView(in.data(), in_shape), TensorView(out.data(), *out_shape), ws.data());
         if (!st.ok()) die(L.layer, st.message());
     };
 
     // The same GEMM in OpenBLAS: weights [M x K] times patches [K x N].
-    Buffer a = make_buffer(m * k, rng), b = make_buffer(k * n, rng), c = make_buffer(m * n, rng);
+    salted::Tensor a = make_buffer(m * k, rng), b = make_buffer(k * n, rng), c = make_buffer(m * n, rng);
     auto blas_run = [&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
                     static_cast<int>(k), 1.0f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(n), 0.0f,
@@ -175,7 +172,7 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
 Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng) {
     using namespace salted;
     ops::DenseParams p{L.cin, L.cout, ops::Activation::relu()};
-    Buffer weight = make_buffer(L.cout * L.cin, rng), bias = make_buffer(L.cout, rng);
+    salted::Tensor weight = make_buffer(L.cout * L.cin, rng), bias = make_buffer(L.cout, rng);
     auto d = ops::Dense::create(p, ConstTensorView(weight.data(), Shape({L.cout, L.cin})),
                                 ConstTensorView(bias.data(), Shape({L.cout})));
     if (!d.ok()) die(L.layer, d.message());
@@ -183,8 +180,8 @@ Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng)
     auto out_shape = d->output_shape(in_shape);
     if (!out_shape.ok()) die(L.layer, out_shape.message());
     if (d->flops(in_shape) != L.flops()) die(L.layer, "the table's FLOP count disagrees with Dense");
-    Buffer in = make_buffer(in_shape.numel(), rng), out = make_buffer(out_shape->numel(), rng);
-    Buffer ws = make_buffer(static_cast<int64_t>(d->workspace_floats(in_shape)), rng);
+    salted::Tensor in = make_buffer(in_shape.numel(), rng), out = make_buffer(out_shape->numel(), rng);
+    salted::Tensor ws = make_buffer(static_cast<int64_t>(d->workspace_floats(in_shape)), rng);
     auto salted_run = [&] {
         Status st = d->run(ConstTensorView(in.data(), in_shape), TensorView(out.data(), *out_shape), ws.data());
         if (!st.ok()) die(L.layer, st.message());
@@ -192,7 +189,7 @@ Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng)
 
     // x[batch x in] * W^T with W stored [out x in], as nn.Linear over a BLAS.
     const int bm = static_cast<int>(L.batch), bn = static_cast<int>(L.cout), bk = static_cast<int>(L.cin);
-    Buffer c = make_buffer(L.batch * L.cout, rng);
+    salted::Tensor c = make_buffer(L.batch * L.cout, rng);
     auto blas_run = [&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bm, bn, bk, 1.0f, in.data(), bk, weight.data(), bk, 0.0f,
                     c.data(), bn);
@@ -206,8 +203,8 @@ Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng)
 Row bench_peak(int size, const Options& o, std::mt19937& rng) {
     using namespace salted;
     const int64_t s = size;
-    Buffer a = make_buffer(s * s, rng), b = make_buffer(s * s, rng), c = make_buffer(s * s, rng);
-    Buffer ws = make_buffer(kernels::gemm_workspace_floats(s, s, s), rng);
+    salted::Tensor a = make_buffer(s * s, rng), b = make_buffer(s * s, rng), c = make_buffer(s * s, rng);
+    salted::Tensor ws = make_buffer(kernels::gemm_workspace_floats(s, s, s), rng);
     auto salted_run = [&] {
         Status st = kernels::gemm(s, s, s, a.data(), s, b.data(), s, c.data(), s, kernels::GemmEpilogue(), false,
                                   ws.data());
@@ -224,6 +221,18 @@ Row bench_peak(int size, const Options& o, std::mt19937& rng) {
     row.flops = 2 * s * s * s;
     measure(salted_run, blas_run, o, row);
     return row;
+}
+
+// The 1-minute load average, to record how busy the shared machine was.
+std::string load_average() {
+    char buf[64] = "(unknown)";
+    if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+        if (!std::fgets(buf, sizeof buf, f)) std::snprintf(buf, sizeof buf, "(unknown)");
+        std::fclose(f);
+    }
+    std::string s = buf;
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
 }
 
 std::string loaded_library(const void* symbol) {
@@ -285,12 +294,28 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    // Idle OpenBLAS workers spin for 2^28 cycles (~0.1 s) after each call
+    // before they sleep, so with 2 threads on 2 cores they take the core that
+    // salted's next (interleaved) run needs, and salted looks 2x slower than
+    // it is. OpenBLAS reads the spin time when it loads, before main, so we
+    // set the shortest one (2^4 cycles) and run ourselves again. salted's own
+    // idle workers block under OMP_WAIT_POLICY=PASSIVE, so both sides then
+    // pay a wake-up per call.
+    if (o.threads > 1 && !std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+        execv("/proc/self/exe", argv);
+        std::fprintf(stderr, "bench_layers: could not re-run with OPENBLAS_THREAD_TIMEOUT=4; "
+                             "set it yourself for fair 2-thread numbers\n");
+    }
     salted::set_num_threads(o.threads);
     openblas_set_num_threads(o.threads);
     const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+    const char* blas_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
     std::printf("salted bench_layers: %d thread(s), %d samples per system and shape, sample >= %g ms, "
                 "salted max_threads() = %d, OMP_WAIT_POLICY=%s\n",
                 o.threads, o.iters, o.min_sample_ms, salted::max_threads(), wait_policy ? wait_policy : "(unset)");
+    std::printf("OPENBLAS_THREAD_TIMEOUT=%s; load average at start: %s\n", blas_timeout ? blas_timeout : "(unset)",
+                load_average().c_str());
     std::printf("SGEMM library: %s\n", loaded_library(reinterpret_cast<void*>(&cblas_sgemm)).c_str());
     std::printf("OpenBLAS config: %s; core: %s\n", openblas_get_config(), openblas_get_corename());
     std::printf("salted GEMM tile: MR=%d NR=%d (SIMD width %d floats)\n", salted::kernels::gemm_mr,
@@ -313,5 +338,6 @@ int main(int argc, char** argv) {
         r.flops = L.flops();
         print_row(r);
     }
+    std::printf("\nload average at end: %s\n", load_average().c_str());
     return 0;
 }

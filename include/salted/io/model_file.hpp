@@ -322,7 +322,7 @@ inline uint64_t read_le(const unsigned char* p, int n) {
     return v;
 }
 
-inline bool host_is_little_endian() {
+inline bool model_host_is_little_endian() {
     const uint32_t one = 1;
     unsigned char b;
     std::memcpy(&b, &one, 1);
@@ -732,7 +732,7 @@ inline Status ModelFile::check_overlaps() const {
 }
 
 inline Status ModelFile::load(const LoadOptions& options) {
-    if (!detail::host_is_little_endian())
+    if (!detail::model_host_is_little_endian())
         return make_error(Errc::unsupported, "model: big-endian hosts are not supported (the file is little-endian)");
     SALTED_TRY(parse_preamble());
     json::Limits limits;

@@ -1,0 +1,306 @@
+// Sessions, the buffer planner and the Head/Tail facade on the fixture models:
+// the planned run equals the unplanned one bit for bit and PyTorch's test
+// vector within tolerance; head + tail at every cut equals the whole model
+// bit for bit; steady-state runs allocate nothing; planned buffers of values
+// alive at the same time never overlap; bad inputs are errors.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "salted/graph/model.hpp"
+#include "salted/graph/planner.hpp"
+#include "salted/graph/session.hpp"
+#include "salted/graph/verify.hpp"
+#include "salted/io/frame.hpp"
+#include "salted/split.hpp"
+
+// Counts every operator new in this program, to prove steady-state runs
+// allocate nothing. (GCC cannot see that the replaced new is malloc.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+static std::atomic<long> g_allocations{0};
+void* operator new(std::size_t n) {
+    ++g_allocations;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    std::abort();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace salted;
+using graph::Model;
+using graph::Session;
+
+namespace {
+
+std::string data_dir() {
+    std::string here = __FILE__;
+    return here.substr(0, here.find_last_of('/')) + "/data";
+}
+
+Model load(const char* name) {
+    auto m = Model::load(data_dir() + "/" + name);
+    REQUIRE_MESSAGE(m.ok(), m.message());
+    return std::move(m).value();
+}
+
+bool bit_equal(ConstTensorView a, ConstTensorView b) {
+    return a.shape == b.shape && std::memcmp(a.data, b.data, static_cast<std::size_t>(a.numel()) * 4) == 0;
+}
+
+// Deterministic bytes for tests (production uses the OS CSPRNG).
+class CountingSource final : public salt::SaltSource {
+public:
+    Status fill(uint8_t* out, std::size_t n) override {
+        for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(state_ = state_ * 1103515245u + 12345u);
+        return Status();
+    }
+
+private:
+    uint32_t state_ = 7;
+};
+
+// Random inputs for a batch: data uniform in [0, 1), salts in [0, C).
+struct Batch {
+    Tensor x, salt;
+    std::vector<int64_t> salts;
+};
+Batch random_batch(const Model& m, int64_t n, unsigned seed) {
+    Batch b;
+    std::mt19937 rng(seed);
+    Shape xs = m.value_shape(m.topology().inputs[0], n);
+    b.x = std::move(Tensor::empty(xs)).value();
+    for (int64_t i = 0; i < b.x.numel(); ++i) b.x[i] = std::uniform_real_distribution<float>(0, 1)(rng);
+    for (int64_t i = 0; i < n; ++i) b.salts.push_back(static_cast<int64_t>(rng() % m.salt().classes));
+    CountingSource src;
+    auto s = split::salt_tensor(m, b.salts, src);
+    REQUIRE_MESSAGE(s.ok(), s.message());
+    b.salt = std::move(s).value();
+    return b;
+}
+
+const char* const fixtures[] = {"tiny_lenet_cnn_salt.salted", "tiny_lenet_fc_salt.salted"};
+
+}  // namespace
+
+TEST_CASE("session: the whole model matches the test vector and the unplanned run bit for bit") {
+    for (const char* name : fixtures) {
+        CAPTURE(std::string(name));
+        Model m = load(name);
+        std::vector<ConstTensorView> in;
+        for (const io::TensorEntry& t : m.file().test_vector().inputs) in.push_back(t.view());
+        auto s = Session::whole(m);
+        REQUIRE(s.ok());
+        auto y = s->run(in);
+        REQUIRE_MESSAGE(y.ok(), y.message());
+        const graph::Agreement a = graph::compare_outputs(*y, m.file().test_vector().outputs[0].view());
+        CHECK_MESSAGE(a.ok(), "max|diff| " << a.max_diff);
+        auto ref = graph::run_unplanned(m, in);
+        REQUIRE(ref.ok());
+        CHECK(bit_equal(*y, (*ref)[0].view()));
+        // Reuse is invisible: planned buffers are smaller than one per value.
+        std::size_t every_value = 0;
+        for (int i = 0; i < m.node_count(); ++i)
+            every_value += static_cast<std::size_t>(s->plan()->shapes[static_cast<std::size_t>(m.node(i).output)].numel());
+        CHECK(s->plan()->arena_floats < every_value);
+    }
+}
+
+TEST_CASE("session: head + tail at every cut equals the whole model bit for bit") {
+    for (const char* name : fixtures) {
+        CAPTURE(std::string(name));
+        Model m = load(name);
+        for (int64_t batch : {1, 3}) {
+            Batch b = random_batch(m, batch, 11u + static_cast<unsigned>(batch));
+            auto whole = Session::whole(m);
+            REQUIRE(whole.ok());
+            auto y = whole->run({b.x.view(), b.salt.view()});
+            REQUIRE_MESSAGE(y.ok(), y.message());
+            for (const graph::CutPoint& cut : m.cuts()) {
+                CAPTURE(cut.name);
+                auto head = split::Head::create(m, cut, true);
+                auto tail = split::Tail::create(m, cut, true);
+                REQUIRE(head.ok());
+                REQUIRE(tail.ok());
+                auto z = head->run(b.x.view(), b.salt.view());
+                REQUIRE_MESSAGE(z.ok(), z.message());
+                CHECK(z->shape == m.value_shape(cut.value, batch));
+                // Through the wire format, as between two processes.
+                auto bytes = io::encode_frame(*z, head->frame_info());
+                REQUIRE(bytes.ok());
+                auto frame = io::decode_frame(*bytes, tail->frame_expectation());
+                REQUIRE_MESSAGE(frame.ok(), frame.message());
+                auto out = tail->needs_salt() ? tail->run(frame->tensor.view(), b.salt.view())
+                                              : tail->run(frame->tensor.view());
+                REQUIRE_MESSAGE(out.ok(), out.message());
+                CHECK(bit_equal(*out, *y));
+            }
+        }
+    }
+}
+
+TEST_CASE("session: steady-state runs allocate nothing, at any batch size seen before") {
+    Model m = load("tiny_lenet_cnn_salt.salted");
+    Batch b2 = random_batch(m, 2, 1), b5 = random_batch(m, 5, 2);
+    auto s = Session::whole(m);
+    REQUIRE(s.ok());
+    const std::vector<ConstTensorView> in2{b2.x.view(), b2.salt.view()}, in5{b5.x.view(), b5.salt.view()};
+    REQUIRE(s->run(in2).ok());
+    REQUIRE(s->run(in5).ok());
+    const long before = g_allocations.load();
+    for (int k = 0; k < 3; ++k) {
+        auto y2 = s->run(in2);
+        auto y5 = s->run(in5);
+        CHECK(y2.ok());
+        CHECK(y5.ok());
+    }
+    CHECK(g_allocations.load() == before);
+}
+
+TEST_CASE("planner: values alive at the same time never share bytes") {
+    for (const char* name : fixtures) {
+        Model m = load(name);
+        const int n = m.node_count();
+        for (int from = 0; from <= n; ++from)
+            for (int to = from; to <= n; ++to) {
+                auto p = graph::plan_range(m, from, to, 3);
+                REQUIRE(p.ok());
+                for (int i = from; i < to; ++i)
+                    for (int j = i + 1; j < to; ++j) {
+                        const int vi = m.node(i).output, vj = m.node(j).output;
+                        // vi is alive at j if j reads it, a later node reads it, or it is a range output.
+                        bool alive = std::find(p->outputs.begin(), p->outputs.end(), vi) != p->outputs.end();
+                        for (int c : m.value(vi).consumers) alive = alive || (c >= j && c < to);
+                        if (!alive) continue;
+                        const int64_t ai = p->offsets[static_cast<std::size_t>(vi)], aj = p->offsets[static_cast<std::size_t>(vj)];
+                        const int64_t si = p->shapes[static_cast<std::size_t>(vi)].numel(), sj = p->shapes[static_cast<std::size_t>(vj)].numel();
+                        CHECK((ai + si <= aj || aj + sj <= ai));
+                        CHECK(ai % 16 == 0);
+                    }
+            }
+    }
+}
+
+TEST_CASE("session: one model, sessions on two threads agree") {
+    Model m = load("tiny_lenet_fc_salt.salted");
+    Batch b = random_batch(m, 4, 3);
+    std::vector<Tensor> results(2);
+    auto work = [&](int k) {
+        auto s = Session::whole(m);
+        if (!s.ok()) return;
+        for (int rep = 0; rep < 20; ++rep) {
+            auto y = s->run({b.x.view(), b.salt.view()});
+            if (y.ok() && rep == 19) results[static_cast<std::size_t>(k)] = std::move(Tensor::copy_of(*y)).value();
+        }
+    };
+    std::thread t0(work, 0), t1(work, 1);
+    t0.join();
+    t1.join();
+    REQUIRE(!results[0].empty_storage());
+    REQUIRE(!results[1].empty_storage());
+    CHECK(bit_equal(results[0].view(), results[1].view()));
+}
+
+TEST_CASE("session: bad ranges and inputs are errors naming the input") {
+    Model m = load("tiny_lenet_cnn_salt.salted");
+    CHECK(Session::create(m, 3, 2).code() == Errc::out_of_range);
+    CHECK(Session::create(m, -1, 2).code() == Errc::out_of_range);
+    CHECK(Session::create(m, 0, 12).code() == Errc::out_of_range);
+    auto s = Session::whole(m);
+    REQUIRE(s.ok());
+    Batch b = random_batch(m, 2, 5);
+    auto r = s->run({b.x.view()});
+    CHECK(!r.ok());
+    CHECK(r.message().find("expected 2 (x, salt), found 1") != std::string::npos);
+    Tensor wrong = std::move(Tensor::zeros(Shape{2, 1, 28, 27})).value();
+    r = s->run({wrong.view(), b.salt.view()});
+    CHECK(r.code() == Errc::shape_mismatch);
+    CHECK(r.message().find("input 'x': expected shape [2, 1, 28, 28], found [2, 1, 28, 27]") != std::string::npos);
+    Tensor salt3 = std::move(Tensor::zeros(Shape{3, 1, 1, 1})).value();
+    r = s->run({b.x.view(), salt3.view()});
+    CHECK(r.message().find("input 'salt'") != std::string::npos);
+    // A salt that is not an integer in [0, C) stops the run at the salt node.
+    for (float bad : {10.0f, -1.0f, 2.5f}) {
+        Tensor salt = std::move(Tensor::zeros(Shape{2, 1, 1, 1})).value();
+        salt[1] = bad;
+        r = s->run({b.x.view(), salt.view()});
+        CHECK(!r.ok());
+        CHECK(r.message().find("node 'salt.Concat' (cnn_salt_concat): cnn_salt_concat: salt[1]") != std::string::npos);
+    }
+    // A failed run leaves the session usable.
+    CHECK(s->run({b.x.view(), b.salt.view()}).ok());
+}
+
+TEST_CASE("split: unsafe cuts are refused unless forced; the frame identifies model and cut") {
+    Model m = load("tiny_lenet_cnn_salt.salted");
+    for (const graph::CutPoint& cut : m.cuts()) {
+        CAPTURE(cut.name);
+        auto head = split::Head::create(m, cut);
+        auto tail = split::Tail::create(m, cut);
+        CHECK(head.ok() == cut.safe());
+        CHECK(tail.ok() == cut.safe());
+        if (!cut.safe()) {
+            CHECK(head.message().find("unsafe") != std::string::npos);
+            CHECK(head.message().find("the first safe cut is 4 (after:conv2.Conv)") != std::string::npos);
+        }
+        CHECK(split::Head::create(m, cut, true).ok());
+    }
+    const graph::CutPoint& cut = m.cuts()[5];
+    auto head = split::Head::create(m, cut);
+    REQUIRE(head.ok());
+    const io::FrameInfo info = head->frame_info();
+    CHECK(info.cut_id == 5);
+    CHECK(info.cut_name == "after:MaxPool");
+    CHECK(std::memcmp(info.model_id.data(), m.model_id().data(), 32) == 0);
+    // A frame of another cut, or another model, is refused by the tail.
+    Batch b = random_batch(m, 1, 9);
+    auto z = head->run(b.x.view(), b.salt.view());
+    REQUIRE(z.ok());
+    auto bytes = io::encode_frame(*z, info);
+    REQUIRE(bytes.ok());
+    auto other_tail = split::Tail::create(m, m.cuts()[6]);
+    REQUIRE(other_tail.ok());
+    CHECK(io::decode_frame(*bytes, other_tail->frame_expectation()).code() == Errc::verify_failed);
+    Model fc = load("tiny_lenet_fc_salt.salted");
+    CHECK(io::decode_frame(*bytes, split::frame_expectation(fc, fc.cuts()[5])).code() == Errc::verify_failed);
+    // The tail at a safe cut never takes the salt.
+    auto tail = split::Tail::create(m, cut);
+    REQUIRE(tail.ok());
+    CHECK(!tail->needs_salt());
+    CHECK(!tail->run(*z, b.salt.view()).ok());
+}
+
+TEST_CASE("split: salt tensors for CNN and FC salts") {
+    Model cnn = load("tiny_lenet_cnn_salt.salted");
+    Model fc = load("tiny_lenet_fc_salt.salted");
+    CountingSource src;
+    auto t = split::salt_tensor(cnn, {3, 0, 9}, src);
+    REQUIRE(t.ok());
+    CHECK(t->shape() == Shape{3, 1, 1, 1});
+    CHECK((*t)[0] == 3.0f);
+    CHECK((*t)[2] == 9.0f);
+    CHECK(split::salt_tensor(cnn, {10}, src).code() == Errc::out_of_range);
+    CHECK(!split::salt_tensor(cnn, {}, src).ok());
+    auto v = split::salt_tensor(fc, {4, 7}, src);
+    REQUIRE(v.ok());
+    CHECK(v->shape() == Shape{2, 10});
+    // The peak of row n sits at its salt (mean 2.5 vs <= 0.5, std 0.05).
+    for (int64_t n = 0; n < 2; ++n) {
+        int64_t best = 0;
+        for (int64_t c = 1; c < 10; ++c)
+            if ((*v)[n * 10 + c] > (*v)[n * 10 + best]) best = c;
+        CHECK(best == (n == 0 ? 4 : 7));
+    }
+    auto drawn = split::draw_salts(cnn, 6);
+    REQUIRE(drawn.ok());
+    CHECK(drawn->size() == 6);
+    for (int64_t s : *drawn) CHECK((s >= 0 && s < 10));
+}
