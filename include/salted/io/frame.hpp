@@ -3,7 +3,7 @@
 // another machine, so decoding trusts nothing: every header field is checked
 // and a bad frame is an error naming the field, the expected and the found
 // value, never a crash or a silent misread. The wire format is documented in
-// docs/FRAMES.md; this header is its only implementation.
+// docs/FORMAT.md (Cut-tensor frames); this header is its only implementation.
 //
 // Layout, version 1, all integers little-endian, written byte by byte:
 //   0    4  magic "SLTF"
