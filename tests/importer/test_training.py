@@ -82,6 +82,7 @@ class TrainingSmoke(unittest.TestCase):
             self.assertEqual(len(e["history"]), 1)
             self.assertGreater(e["seconds"], 0)
             self.assertIn("torch_version", e)
+            self.assertIn("--configs 1,6", e["command"])
             # The exported graph (numpy interpreter) predicts like PyTorch.
             self.assertEqual(e["export_check"]["prediction_agreement"], 1.0)
         self.assertTrue(self.entries["salt1"]["shipped"])
