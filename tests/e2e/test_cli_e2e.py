@@ -164,7 +164,12 @@ class SplitEqualsWhole(unittest.TestCase):
         total = 0
         for name, c in CONFIGS.items():
             whole = c.run(c.dir / "whole.npy")
-            cuts = c.info()["cuts"]
+            info = c.info()
+            cuts = info["cuts"]
+            # The whole run folds the salt concat into its conv; a cut between
+            # the two cannot, so there the results agree to float rounding.
+            fold = info.get("salt_fold")
+            fold_cut = f"after:{fold['concat']}" if fold else None
             self.assertGreaterEqual(len(cuts), 3, name)
             for cut in cuts:
                 with self.subTest(config=name, cut=cut["name"]):
@@ -180,8 +185,11 @@ class SplitEqualsWhole(unittest.TestCase):
                            *tail_salt)
                     got = np.load(y)
                     self.assertEqual(got.shape, whole.shape)
-                    self.assertTrue(np.array_equal(got.view(np.uint32), whole.view(np.uint32)),
-                                    f"{name} cut {cut['name']}: head+tail differs from run")
+                    if cut["name"] == fold_cut:
+                        np.testing.assert_allclose(got, whole, rtol=0, atol=1e-5 * max(1.0, np.abs(whole).max()))
+                    else:
+                        self.assertTrue(np.array_equal(got.view(np.uint32), whole.view(np.uint32)),
+                                        f"{name} cut {cut['name']}: head+tail differs from run")
                     total += 1
         self.assertGreater(total, 100)
 

@@ -50,9 +50,9 @@ struct Args {
 inline const char* const value_options[] = {"--input", "--output", "--salt", "--salt-vector", "--cut", "--threads",
                                      "--top", "--frame-dtype", "--save-salt",
                                             "--listen", "--max-body", "--server", "--data", "--limit",
-                                            "--batch", "--salts", "--salt-vectors"};
+                                            "--batch", "--salts", "--salt-vectors", "--iters", "--warmup"};
 inline const char* const flag_options[] = {"--unsafe-cut", "--no-verify", "--desalt", "--json",
-                                           "--server-view"};
+                                           "--server-view", "--layers"};
 
 inline Failure parse_args(int argc, char** argv, Args& a) {
     if (argc < 2) return usage("missing command");
@@ -244,6 +244,7 @@ inline Result<const graph::CutPoint*> cut_of(const Args& a, const graph::Model& 
 Failure cmd_serve(const Args& a);
 Failure cmd_client(const Args& a);
 Failure cmd_eval(const Args& a);
+Failure cmd_bench(const Args& a);
 std::string json_string(const std::string& s);  // main.cpp
 
 }  // namespace salted_cli

@@ -8,6 +8,7 @@
 //   salted serve  MODEL --cut CUT --listen HOST:PORT        (serve.cpp: the tail over HTTP)
 //   salted client MODEL --cut CUT --server URL --input ...  (client.cpp: head, post, de-salt)
 //   salted eval   MODEL --data DIR                          (eval.cpp: accuracy on IDX files)
+//   salted bench  MODEL [--batch B] [--iters N] [--layers]  (bench.cpp: timing, per-node profile)
 //
 // Errors are one line on stderr ("salted: error: ...") with exit status 1
 // (2 for a usage error); nothing here throws.
@@ -28,6 +29,7 @@ const char* usage_text =
     "  salted serve  MODEL --cut CUT --listen HOST:PORT [--max-body BYTES]\n"
     "  salted client MODEL --cut CUT --server URL --input IMAGE.png|X.npy [--input ...] [--salt S] [--server-view]\n"
     "  salted eval   MODEL --data DIR [--limit N] [--batch B] [--salts S.npy [--salt-vectors V.npy]] [--json]\n"
+    "  salted bench  MODEL [--batch B] [--iters N] [--warmup W] [--layers] [--json]\n"
     "common options: --no-verify (skip the hash and test-vector check at load), --threads N,\n"
     "  --save-salt S.npy (write the salts used, for desalt)\n"
     "S is one integer for the whole batch or a .npy of per-row integers; when a salted model gets no\n"
@@ -77,6 +79,11 @@ Failure cmd_info(const Args& a) {
                     static_cast<double>(m->flops_per_item()) / 1e6);
         std::printf(" \"salt\": {\"kind\": \"%s\", \"classes\": %" PRId64 ", \"node\": %s},\n",
                     io::salt_kind_name(salt.kind), salt.classes, json_string(salt.node).c_str());
+        if (const graph::SaltFold* fold = m->salt_fold())
+            std::printf(" \"salt_fold\": {\"concat\": %s, \"conv\": %s},\n",
+                        json_string(m->node(fold->concat).name).c_str(), json_string(m->node(fold->conv).name).c_str());
+        else
+            std::printf(" \"salt_fold\": null,\n");
         std::printf(" \"nodes\": [");
         for (int i = 0; i < m->node_count(); ++i) {
             const graph::NodeInfo& n = m->node(i);
@@ -115,6 +122,9 @@ Failure cmd_info(const Args& a) {
         if (salt.kind == io::SaltKind::cnn)
             std::printf(", %" PRId64 " maps of %" PRId64 "x%" PRId64, salt.maps, salt.size[0], salt.size[1]);
         std::printf("\n");
+        if (const graph::SaltFold* fold = m->salt_fold())
+            std::printf("  salt folding: '%s' runs inside '%s' (a per-salt table; docs/SPLIT.md)\n",
+                        m->node(fold->concat).name.c_str(), m->node(fold->conv).name.c_str());
     }
     std::printf("  parameters: %" PRId64 ", %.3f MFLOPs per item\n", m->parameter_count(),
                 static_cast<double>(m->flops_per_item()) / 1e6);
@@ -314,6 +324,7 @@ int main(int argc, char** argv) {
         else if (args.command == "serve") f = cmd_serve(args);
         else if (args.command == "client") f = cmd_client(args);
         else if (args.command == "eval") f = cmd_eval(args);
+        else if (args.command == "bench") f = cmd_bench(args);
         else f = usage("unknown command '" + args.command + "'");
     }
     if (f.status) {

@@ -36,7 +36,8 @@ inline Result<LayerPtr> wrap_op(const io::Node& n, Result<Op> op) {
     return LayerPtr(new UnaryOpLayer<Op>(std::move(op).value()));
 }
 
-inline Result<LayerPtr> build_conv2d(const io::Node& n, const BuildContext& ctx) {
+// A conv2d node's attributes as the op's parameters (salt folding reads them too).
+inline Result<ops::Conv2dParams> conv2d_params(const io::Node& n) {
     const int64_t big = detail::attr_limit;
     ops::Conv2dParams p;
     SALTED_ASSIGN(p.in_channels, detail::attr_int_in(n, "in_channels", 1, big));
@@ -57,6 +58,11 @@ inline Result<LayerPtr> build_conv2d(const io::Node& n, const BuildContext& ctx)
     p.pad_left = pad[1];
     p.pad_bottom = pad[2];
     p.pad_right = pad[3];
+    return p;
+}
+
+inline Result<LayerPtr> build_conv2d(const io::Node& n, const BuildContext& ctx) {
+    SALTED_ASSIGN(ops::Conv2dParams p, conv2d_params(n));
     SALTED_ASSIGN(ConstTensorView w, detail::required_weight(ctx, n, "weight"));
     SALTED_ASSIGN(ConstTensorView b, detail::optional_weight(ctx, n, "bias"));
     return wrap_op(n, ops::Conv2d::create(p, w, b));

@@ -56,7 +56,8 @@ private:
     ops::CnnSalt op_;
 };
 
-inline Result<LayerPtr> build_cnn_salt_concat(const io::Node& n, const BuildContext& ctx) {
+// A cnn_salt_concat node's salt-map op (salt folding builds its own copy).
+inline Result<ops::CnnSalt> cnn_salt_op(const io::Node& n, const BuildContext& ctx) {
     ops::CnnSaltParams p;
     SALTED_ASSIGN(p.maps, detail::attr_int_in(n, "maps", 1, int64_t(1) << 20));
     SALTED_ASSIGN(auto size, detail::attr_ints_in(n, "size", 2, 1, int64_t(1) << 20));
@@ -73,7 +74,12 @@ inline Result<LayerPtr> build_cnn_salt_concat(const io::Node& n, const BuildCont
     SALTED_ASSIGN(ConstTensorView b, detail::optional_weight(ctx, n, "bias"));
     auto op = ops::CnnSalt::create(p, w, b);
     if (!op.ok()) return detail::in_node(n, op.error());
-    return LayerPtr(new CnnSaltLayer(std::move(op).value()));
+    return op;
+}
+
+inline Result<LayerPtr> build_cnn_salt_concat(const io::Node& n, const BuildContext& ctx) {
+    SALTED_ASSIGN(ops::CnnSalt op, cnn_salt_op(n, ctx));
+    return LayerPtr(new CnnSaltLayer(std::move(op)));
 }
 
 class FcSaltLayer final : public Layer {

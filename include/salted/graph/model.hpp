@@ -22,6 +22,7 @@
 #include "salted/graph/cut_points.hpp"
 #include "salted/graph/layer.hpp"
 #include "salted/graph/op_table.hpp"
+#include "salted/graph/salt_folding.hpp"
 #include "salted/graph/topology.hpp"
 #include "salted/io/model_file.hpp"
 #include "salted/io/npy.hpp"
@@ -36,6 +37,16 @@ struct LoadOptions {
     // Run the embedded test vector and compare with the stored outputs
     // (tolerance 1e-4 * max(1, max|reference|)); a model without one loads.
     bool verify_test_vector = true;
+    // Fold the CNN salt concat into the conv that reads it (salt_folding.hpp).
+    // Off, every node runs as written: for checking the folded path.
+    bool fold_salt = true;
+};
+
+// A conv that a Session may run fused with the salt concat before it.
+struct SaltFold {
+    int concat = -1;  // node position of the cnn_salt_concat
+    int conv = -1;    // node position of the conv2d it feeds (its only reader)
+    LayerPtr layer;   // the folded conv: reads [activations, salt]
 };
 
 class Model {
@@ -52,7 +63,7 @@ public:
     static Result<Model> parse(const void* data, std::size_t size, const LoadOptions& options = LoadOptions());
     // Instantiates an already parsed file (no hash check beyond what the
     // file was parsed with; the test vector is replayed if asked).
-    static Result<Model> from_file(io::ModelFile file, bool verify_test_vector = true);
+    static Result<Model> from_file(io::ModelFile file, bool verify_test_vector = true, bool fold_salt = true);
 
     const io::ModelFile& file() const { return file_; }
     const Topology& topology() const { return topo_; }
@@ -81,6 +92,10 @@ public:
         return n;
     }
 
+    // The salt fold, or null when the model has none (standard, FC salt, or
+    // a CNN salt that does not feed a single conv) or loading turned it off.
+    const SaltFold* salt_fold() const { return fold_.layer ? &fold_ : nullptr; }
+
     const std::vector<CutPoint>& cuts() const { return cuts_; }
     // A cut by id ("3") or by name ("after:conv2.Conv").
     Result<const CutPoint*> find_cut(const std::string& id_or_name) const {
@@ -105,11 +120,13 @@ public:
 
 private:
     Status build();
+    Status build_salt_fold();
 
     io::ModelFile file_;
     Topology topo_;
     std::vector<LayerPtr> layers_;
     std::vector<CutPoint> cuts_;
+    SaltFold fold_;
 };
 
 // Replays the file's test vector; defined in graph/verify.hpp, which this
@@ -154,7 +171,7 @@ inline Result<Model> Model::parse(const void* data, std::size_t size, const Load
     SALTED_ASSIGN(io::ModelFile file, io::ModelFile::parse(data, size, lo));
     if (options.verify_hash)
         SALTED_TRY(detail::check_data_padding(file, static_cast<const unsigned char*>(data), size));
-    return from_file(std::move(file), options.verify_test_vector);
+    return from_file(std::move(file), options.verify_test_vector, options.fold_salt);
 }
 
 inline Result<Model> Model::load(const std::string& path, const LoadOptions& options) {
@@ -165,10 +182,11 @@ inline Result<Model> Model::load(const std::string& path, const LoadOptions& opt
     return m;
 }
 
-inline Result<Model> Model::from_file(io::ModelFile file, bool verify) {
+inline Result<Model> Model::from_file(io::ModelFile file, bool verify, bool fold_salt) {
     Model m;
     m.file_ = std::move(file);
     SALTED_TRY(m.build());
+    if (fold_salt) SALTED_TRY(m.build_salt_fold());
     if (verify && m.file_.has_test_vector()) SALTED_TRY(verify_test_vector(m));
     return m;
 }
@@ -303,6 +321,26 @@ inline Status Model::build() {
     }
     if (topo_.outputs.empty()) return make_error(Errc::invalid_argument, "model: outputs: expected at least one");
     cuts_ = find_cut_points(topo_);
+    return Status();
+}
+
+inline Status Model::build_salt_fold() {
+    if (topo_.salt_node < 0 || file_.salt().kind != io::SaltKind::cnn) return Status();
+    const NodeInfo& concat = node(topo_.salt_node);
+    const ValueInfo& maps = value(concat.output);
+    if (maps.consumers.size() != 1 || maps.graph_output >= 0) return Status();
+    const int conv = maps.consumers[0];
+    if (node(conv).inputs.size() != 1) return Status();
+    BuildContext ctx;
+    ctx.file = &file_;
+    const auto& nodes = file_.nodes();
+    SALTED_ASSIGN(LayerPtr layer, fold_salt_into_conv(nodes[static_cast<std::size_t>(topo_.salt_node)],
+                                                      nodes[static_cast<std::size_t>(conv)], ctx,
+                                                      value(concat.inputs[0]).shape));
+    if (!layer) return Status();
+    fold_.concat = topo_.salt_node;
+    fold_.conv = conv;
+    fold_.layer = std::move(layer);
     return Status();
 }
 

@@ -11,6 +11,12 @@
 //
 // Workspace: one block, the largest any node in the range asks for, shared
 // because nodes run one after another.
+//
+// Steps: what actually runs, in order. Usually one per node; when the range
+// holds both the salt concat and the conv it feeds (Model::salt_fold()), the
+// concat's step disappears and the conv's step runs the folded layer on the
+// concat's inputs, so the concat's output is never computed or stored. A
+// range that ends between the two (an unsafe cut) runs them as written.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +30,15 @@
 namespace salted {
 namespace graph {
 
+// One layer call: which layer, on which values, writing which value.
+struct Step {
+    int node = -1;               // position in the model
+    const Layer* layer = nullptr;
+    std::vector<int> inputs;     // value indices
+    int output = -1;             // value index
+    int named = -1;              // node an error names: the concat for a folded step (its salt check)
+};
+
 struct Plan {
     int from = 0, to = 0;
     int64_t batch = 0;
@@ -31,6 +46,7 @@ struct Plan {
     std::vector<int> outputs;          // values the range returns, in order
     std::vector<Shape> shapes;         // per value, at this batch
     std::vector<int64_t> offsets;      // per value: float offset in the arena, -1 if not computed here
+    std::vector<Step> steps;           // what runs, in order
     std::size_t arena_floats = 0;
     std::size_t workspace_floats = 0;
     int max_node_inputs = 0;
@@ -84,6 +100,32 @@ inline Result<Plan> plan_range(const Model& m, int from, int to, int64_t batch) 
         SALTED_TRY(p.shapes[v].validate());
     }
 
+    // The steps, with the salt fold applied when the range allows it.
+    const SaltFold* fold = m.salt_fold();
+    const bool folded = fold && fold->concat >= from && fold->conv < to &&
+                        std::find(p.outputs.begin(), p.outputs.end(), t.nodes[static_cast<std::size_t>(fold->concat)].output) ==
+                            p.outputs.end();
+    for (int i = from; i < to; ++i) {
+        const NodeInfo& node = t.nodes[static_cast<std::size_t>(i)];
+        if (folded && i == fold->concat) continue;
+        Step st;
+        st.node = i;
+        st.output = node.output;
+        st.layer = &m.layer(i);
+        st.inputs = node.inputs;
+        st.named = i;
+        if (folded && i == fold->conv) {
+            st.named = fold->concat;
+            st.layer = fold->layer.get();
+            st.inputs = t.nodes[static_cast<std::size_t>(fold->concat)].inputs;
+        }
+        p.steps.push_back(std::move(st));
+    }
+    // Last step position reading each value (for the buffers' lifetimes).
+    std::vector<int> last_read(t.values.size(), -1);
+    for (const Step& st : p.steps)
+        for (int v : st.inputs) last_read[static_cast<std::size_t>(v)] = st.node;
+
     struct Block {
         int value;
         int start, end;  // node positions, inclusive
@@ -92,19 +134,15 @@ inline Result<Plan> plan_range(const Model& m, int from, int to, int64_t batch) 
     };
     std::vector<Block> blocks;
     std::vector<Shape> in_shapes;
-    for (int i = from; i < to; ++i) {
-        const NodeInfo& node = t.nodes[static_cast<std::size_t>(i)];
+    for (const Step& st : p.steps) {
         in_shapes.clear();
-        for (int v : node.inputs) in_shapes.push_back(p.shapes[static_cast<std::size_t>(v)]);
-        p.workspace_floats = std::max(p.workspace_floats, m.layer(i).workspace_floats(in_shapes));
-        p.max_node_inputs = std::max(p.max_node_inputs, static_cast<int>(node.inputs.size()));
-        const ValueInfo& out = t.values[static_cast<std::size_t>(node.output)];
-        int end = i;
-        for (int c : out.consumers)
-            if (c < to) end = std::max(end, c);
-        if (std::find(p.outputs.begin(), p.outputs.end(), node.output) != p.outputs.end()) end = to;
-        const int64_t floats = (p.shapes[static_cast<std::size_t>(node.output)].numel() + 15) / 16 * 16;
-        blocks.push_back(Block{node.output, i, end, floats, -1});
+        for (int v : st.inputs) in_shapes.push_back(p.shapes[static_cast<std::size_t>(v)]);
+        p.workspace_floats = std::max(p.workspace_floats, st.layer->workspace_floats(in_shapes));
+        p.max_node_inputs = std::max(p.max_node_inputs, static_cast<int>(st.inputs.size()));
+        int end = std::max(st.node, last_read[static_cast<std::size_t>(st.output)]);
+        if (std::find(p.outputs.begin(), p.outputs.end(), st.output) != p.outputs.end()) end = to;
+        const int64_t floats = (p.shapes[static_cast<std::size_t>(st.output)].numel() + 15) / 16 * 16;
+        blocks.push_back(Block{st.output, st.node, end, floats, -1});
     }
     std::vector<std::size_t> order(blocks.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -74,16 +75,22 @@ public:
                                   model_->value(v).name.c_str());
             views_[static_cast<std::size_t>(v)] = inputs[i];
         }
-        for (int i = from_; i < to_; ++i) {
-            const NodeInfo& node = model_->node(i);
-            for (std::size_t k = 0; k < node.inputs.size(); ++k) node_inputs_[k] = views_[static_cast<std::size_t>(node.inputs[k])];
-            const TensorView out(arena_.get() + plan.offsets[static_cast<std::size_t>(node.output)],
-                                 plan.shapes[static_cast<std::size_t>(node.output)]);
-            Status st = model_->layer(i).run(node_inputs_.data(), node.inputs.size(), out, workspace_.get());
-            if (!st.ok())
+        for (const Step& step : plan.steps) {
+            for (std::size_t k = 0; k < step.inputs.size(); ++k)
+                node_inputs_[k] = views_[static_cast<std::size_t>(step.inputs[k])];
+            const TensorView out(arena_.get() + plan.offsets[static_cast<std::size_t>(step.output)],
+                                 plan.shapes[static_cast<std::size_t>(step.output)]);
+            const auto started = profile_ ? Clock::now() : Clock::time_point();
+            Status st = step.layer->run(node_inputs_.data(), step.inputs.size(), out, workspace_.get());
+            if (profile_)
+                (*profile_)[static_cast<std::size_t>(step.node)] +=
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count();
+            if (!st.ok()) {
+                const NodeInfo& node = model_->node(step.named);
                 return make_error(st.code(), "session: node '%.80s' (%s): %s", node.name.c_str(), node.op.c_str(),
                                   st.message().c_str());
-            views_[static_cast<std::size_t>(node.output)] = out;
+            }
+            views_[static_cast<std::size_t>(step.output)] = out;
         }
         for (std::size_t k = 0; k < outputs_.size(); ++k) results_[k] = views_[static_cast<std::size_t>(outputs_[k])];
         return results_.empty() ? ConstTensorView() : results_[0];
@@ -94,7 +101,16 @@ public:
     // The plan of the last run (peak memory, offsets), or null before one.
     const Plan* plan() const { return plan_; }
 
+    // Per-node profile: later runs add each node's wall time (nanoseconds)
+    // to (*ns)[node position]. The vector is sized here, once, so profiled
+    // runs still allocate nothing; null turns profiling off.
+    void profile_into(std::vector<int64_t>* ns) {
+        profile_ = ns;
+        if (ns && model_) ns->assign(static_cast<std::size_t>(model_->node_count()), 0);
+    }
+
 private:
+    using Clock = std::chrono::steady_clock;
     struct Free {
         void operator()(float* p) const { aligned_free(p); }
     };
@@ -143,6 +159,7 @@ private:
     std::unique_ptr<float, Free> arena_, workspace_;
     std::size_t arena_floats_ = 0, workspace_floats_ = 0;
     std::vector<ConstTensorView> views_, node_inputs_, results_;
+    std::vector<int64_t>* profile_ = nullptr;
 };
 
 }  // namespace graph
