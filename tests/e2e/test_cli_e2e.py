@@ -234,6 +234,44 @@ class UnsafeCuts(unittest.TestCase):
             self.assertTrue(any(not k["safe"] for k in cuts), name)
 
 
+class Bench(unittest.TestCase):
+    """`salted bench` measures; here only that it runs and reports sanely
+    (timing itself belongs to bench/, never to tests)."""
+
+    def test_json_report_and_profile(self):
+        for name in ("lenet_3x32x32_salt3", "sensor_salt3", "lenet_1x28x28_salt7"):
+            c = CONFIGS[name]
+            _, out, _ = salted("bench", c.path, "--batch", "3", "--iters", "4", "--warmup", "1", "--layers", "--json",
+                               "--threads", "1")
+            r = json.loads(out)
+            self.assertEqual((r["batch"], r["iters"], r["threads"]), (3, 4, 1))
+            self.assertLessEqual(r["min_ms"], r["median_ms"])
+            self.assertLessEqual(r["median_ms"], r["max_ms"])
+            self.assertGreater(r["min_ms"], 0)
+            self.assertAlmostEqual(r["mflops_per_run"], 3 * c.info()["mflops_per_item"], places=3)
+            self.assertGreater(r["peak_bytes"], 0)
+            self.assertEqual(len(r["layers"]), len(c.info()["nodes"]))
+            self.assertGreater(sum(layer["mean_ms"] for layer in r["layers"]), 0)
+            # The folded concat never runs: no time is charged to it.
+            fold = c.info()["salt_fold"]
+            if fold:
+                concat = [layer for layer in r["layers"] if layer["name"] == fold["concat"]]
+                self.assertEqual(concat[0]["mean_ms"], 0)
+
+    def test_text_report_and_bad_arguments(self):
+        c = CONFIGS["lenet_1x28x28_salt1"]
+        _, out, _ = salted("bench", c.path, "--iters", "2", "--warmup", "0")
+        self.assertIn("median", out)
+        self.assertIn("GFLOP/s", out)
+        self.assertIn("peak memory", out)
+        for bad in (["--batch", "0"], ["--iters", "x"], ["--warmup", "-1"], ["--cut", "1"], ["--output", "y.npy"]):
+            rc, _, err = salted("bench", c.path, *bad, check=False)
+            self.assertEqual(rc, 2, (bad, err))
+            self.assertTrue(err.startswith("salted: error: "), err)
+        rc, _, err = salted("bench", c.dir / "missing.salted", check=False)
+        self.assertEqual(rc, 1, err)
+
+
 class Errors(unittest.TestCase):
     def assertFails(self, *args, contains=None, status=None):
         rc, _, err = salted(*args, check=False)
