@@ -1,17 +1,45 @@
-// parallel_for: splits [0, n) into contiguous chunks over threads, but only
-// when the work is large enough to pay for waking them. OpenMP when the
-// compiler has it (-fopenmp), a plain serial loop otherwise; the results are
-// identical either way because every chunk writes disjoint outputs.
+// parallel_for: splits [0, n) into contiguous chunks and runs them on the
+// calling thread plus pool threads, but only when the work is large enough to
+// pay for waking them. Every chunk writes disjoint outputs and each output is
+// computed the same way whatever the split, so results do not depend on the
+// thread count.
 //
-// On a shared 2-core machine, spinning OpenMP workers collapse when another
-// process holds a core (see BENCHMARKING.md). salted keeps its parallel regions
-// coarse and thresholded; set OMP_WAIT_POLICY=PASSIVE (the default of the
-// `salted` program) to make idle workers block rather than spin.
+// Threads are opt-in, as OpenMP was: a program compiled with -fopenmp (the
+// salted::openmp CMake target) or with SALTED_THREADS defined gets them;
+// otherwise everything runs on the calling thread and no thread is created.
+//
+// Why not `#pragma omp parallel`: its closing barrier waits for every thread
+// to arrive. On a 2-core phone or a shared server, when another process holds
+// the second core, a worker that is not scheduled stalls every region by a
+// scheduler time slice (milliseconds), and spinning workers make it worse
+// (BENCHMARKING.md: peers went from 0.5 ms to 35-100 ms per run). This pool
+// never waits for a thread that has not started:
+//   - chunks are claimed from a shared counter, the caller claims too, so
+//     unclaimed work is done by whoever is running;
+//   - the caller waits only for chunks a worker has actually claimed;
+//   - idle workers block on a condition variable (no spinning), and the
+//     caller spins only briefly before blocking itself;
+//   - if a join still stalls (a worker was descheduled mid-chunk), the pool
+//     backs off to the calling thread alone for a while, doubling the pause
+//     while stalls repeat.
+// One parallel region runs at a time: a second caller (another Session on
+// another thread, or a nested call) gets the serial path instead of waiting.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <thread>
 
+#if defined(_OPENMP) && !defined(SALTED_THREADS)
+#define SALTED_THREADS 1
+#endif
+
+#if defined(SALTED_THREADS)
+#include <pthread.h>
+#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -19,34 +47,216 @@
 namespace salted {
 
 // Below this many floating-point operations per extra thread a region runs
-// on one thread. Measured here: with idle workers blocking (passive wait) a
-// fork/join costs 50-60 us, about 5 MFLOP on one core at ~100 GFLOP/s, so a
-// smaller split makes two threads slower than one. Tests lower it with
+// on one thread. Measured here: waking a blocked worker and joining it costs
+// 50-60 us, about 5 MFLOP on one core at ~100 GFLOP/s, so a smaller split
+// makes two threads slower than one. Tests lower it with
 // set_parallel_min_flops() to exercise the threaded paths on small shapes.
 constexpr int64_t default_parallel_min_flops = 4000000;
 
+// Upper bound on pool threads (the caller is one more).
+constexpr int max_pool_threads = 63;
+
 namespace detail {
 inline int& thread_setting() {
-    static int threads = 0;  // 0 = runtime default
+    static int threads = 0;  // 0 = default
     return threads;
 }
 inline int64_t& min_flops_setting() {
     static int64_t flops = default_parallel_min_flops;
     return flops;
 }
+
+inline int default_threads() {
+#if defined(_OPENMP)
+    return omp_get_max_threads();  // honours OMP_NUM_THREADS
+#else
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw > 0 ? static_cast<int>(hw) : 1;
+#endif
+}
+
+#if defined(SALTED_THREADS)
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+class WorkerPool {
+public:
+    using ChunkFn = void (*)(void* ctx, int64_t chunk);
+
+    static WorkerPool& instance() {
+        static WorkerPool pool;
+        return pool;
+    }
+
+    // Runs fn(ctx, c) for every c in [0, chunks) on the caller and up to
+    // `helpers` pool threads. Returns false, having run nothing, when the
+    // pool is in use or backing off: the caller then runs serially.
+    bool run(int helpers, int64_t chunks, ChunkFn fn, void* ctx) {
+        if (busy_.exchange(true, std::memory_order_acquire)) return false;
+        const auto start = Clock::now();
+        if (start < backoff_until_ || (helpers = grow(helpers)) < 1) {
+            busy_.store(false, std::memory_order_release);
+            return false;
+        }
+        pthread_mutex_lock(&mu_);
+        fn_ = fn;
+        ctx_ = ctx;
+        chunks_ = chunks;
+        wanted_ = helpers;
+        next_.store(0, std::memory_order_relaxed);
+        open_ = true;
+        ++generation_;
+        pthread_mutex_unlock(&mu_);
+        pthread_cond_broadcast(&wake_);
+
+        claim_all(fn, ctx, chunks);
+        const auto own_done = Clock::now();
+        // Claimed chunks finish soon unless their thread was descheduled:
+        // spin a little, then block.
+        while (active_.load(std::memory_order_acquire) > 0 && Clock::now() - own_done < spin_limit) cpu_relax();
+        pthread_mutex_lock(&mu_);
+        open_ = false;  // no worker joins this region from now on
+        while (active_.load(std::memory_order_acquire) > 0) {
+            caller_waiting_ = true;
+            pthread_cond_wait(&done_, &mu_);
+        }
+        caller_waiting_ = false;
+        pthread_mutex_unlock(&mu_);
+
+        const auto end = Clock::now();
+        if (end - own_done > stall_allowance + (own_done - start)) {  // a worker sat on a chunk
+            backoff_ = std::min(backoff_ == Clock::duration::zero() ? backoff_min : backoff_ * 2, backoff_max);
+            backoff_until_ = end + backoff_;
+        } else {
+            backoff_ = Clock::duration::zero();
+        }
+        busy_.store(false, std::memory_order_release);
+        return true;
+    }
+
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
+
+private:
+    using Clock = std::chrono::steady_clock;
+    static constexpr Clock::duration spin_limit = std::chrono::microseconds(30);
+    static constexpr Clock::duration stall_allowance = std::chrono::microseconds(300);
+    static constexpr Clock::duration backoff_min = std::chrono::milliseconds(20);
+    static constexpr Clock::duration backoff_max = std::chrono::milliseconds(1000);
+
+    WorkerPool() {
+        pthread_mutex_init(&mu_, nullptr);
+        pthread_cond_init(&wake_, nullptr);
+        pthread_cond_init(&done_, nullptr);
+    }
+    ~WorkerPool() {
+        pthread_mutex_lock(&mu_);
+        stop_ = true;
+        pthread_mutex_unlock(&mu_);
+        pthread_cond_broadcast(&wake_);
+        for (int i = 0; i < started_; ++i) pthread_join(threads_[i], nullptr);
+        pthread_cond_destroy(&done_);
+        pthread_cond_destroy(&wake_);
+        pthread_mutex_destroy(&mu_);
+    }
+
+    // Starts threads up to `helpers`; returns how many exist (creation can
+    // fail when the system is out of threads: then we use fewer).
+    int grow(int helpers) {
+        helpers = std::min(helpers, max_pool_threads);
+        while (started_ < helpers) {
+            Start* s = &starts_[started_];
+            s->pool = this;
+            s->index = started_;
+            if (pthread_create(&threads_[started_], nullptr, &WorkerPool::thread_main, s) != 0) break;
+            ++started_;
+        }
+        return std::min(helpers, started_);
+    }
+
+    static void claim_all(ChunkFn fn, void* ctx, int64_t chunks, std::atomic<int64_t>& next) {
+        for (;;) {
+            const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+            if (c >= chunks) return;
+            fn(ctx, c);
+        }
+    }
+    void claim_all(ChunkFn fn, void* ctx, int64_t chunks) { claim_all(fn, ctx, chunks, next_); }
+
+    struct Start {
+        WorkerPool* pool;
+        int index;
+    };
+    static void* thread_main(void* arg) {
+        Start* s = static_cast<Start*>(arg);
+        s->pool->work(s->index);
+        return nullptr;
+    }
+
+    void work(int index) {
+        uint64_t seen = 0;
+        pthread_mutex_lock(&mu_);
+        for (;;) {
+            // Skip regions that closed before we woke, or that want fewer threads.
+            while (!stop_ && (generation_ == seen || !open_ || index >= wanted_)) {
+                seen = generation_;
+                pthread_cond_wait(&wake_, &mu_);
+            }
+            if (stop_) break;
+            seen = generation_;
+            active_.fetch_add(1, std::memory_order_relaxed);
+            const ChunkFn fn = fn_;
+            void* const ctx = ctx_;
+            const int64_t chunks = chunks_;
+            pthread_mutex_unlock(&mu_);
+            claim_all(fn, ctx, chunks);
+            pthread_mutex_lock(&mu_);
+            if (active_.fetch_sub(1, std::memory_order_release) == 1 && caller_waiting_) pthread_cond_signal(&done_);
+        }
+        pthread_mutex_unlock(&mu_);
+    }
+
+    pthread_mutex_t mu_;
+    pthread_cond_t wake_, done_;
+    // Guarded by mu_.
+    uint64_t generation_ = 0;
+    bool open_ = false, stop_ = false, caller_waiting_ = false;
+    int wanted_ = 0;
+    ChunkFn fn_ = nullptr;
+    void* ctx_ = nullptr;
+    int64_t chunks_ = 0;
+    // Shared without the lock.
+    std::atomic<int64_t> next_{0};
+    std::atomic<int> active_{0};
+    std::atomic<bool> busy_{false};
+    // Owned by the caller holding busy_.
+    int started_ = 0;
+    pthread_t threads_[max_pool_threads];
+    Start starts_[max_pool_threads];
+    Clock::time_point backoff_until_;
+    Clock::duration backoff_ = Clock::duration::zero();
+};
+#endif  // SALTED_THREADS
+
 }  // namespace detail
 
-// Number of threads parallel regions may use (1 without OpenMP).
+// Number of threads parallel regions may use (1 without threads).
 inline int max_threads() {
-#if defined(_OPENMP)
-    int t = detail::thread_setting();
-    return t > 0 ? t : omp_get_max_threads();
+#if defined(SALTED_THREADS)
+    const int t = detail::thread_setting();
+    return std::min(t > 0 ? t : detail::default_threads(), max_pool_threads + 1);
 #else
     return 1;
 #endif
 }
 
-// Sets the thread count for later regions; 0 restores the runtime default.
+// Sets the thread count for later regions; 0 restores the default
+// (OMP_NUM_THREADS under OpenMP, else the hardware's thread count).
 inline void set_num_threads(int threads) { detail::thread_setting() = std::max(0, threads); }
 
 // Work per extra thread below which regions stay serial.
@@ -55,31 +265,32 @@ inline void set_parallel_min_flops(int64_t flops) { detail::min_flops_setting() 
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n). `flops_total` is
 // the estimated work of the whole range; below parallel_min_flops() per extra
-// thread the call is a single fn(0, n) on the calling thread.
+// thread the call is a single fn(0, n) on the calling thread. fn must not
+// depend on which thread runs a chunk, nor on how [0, n) was split.
 template <class Fn>
 void parallel_for(int64_t n, int64_t flops_total, Fn&& fn) {
     if (n <= 0) return;
     int threads = max_threads();
     if (threads > 1) {
-        int64_t by_work = flops_total / parallel_min_flops();
+        const int64_t by_work = flops_total / parallel_min_flops();
         threads = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n, std::max<int64_t>(1, by_work)}));
     }
-    if (threads <= 1) {
-        fn(int64_t(0), n);
-        return;
+#if defined(SALTED_THREADS)
+    if (threads > 1) {
+        // A few chunks per thread, so whoever runs picks up the slack.
+        struct Job {
+            Fn* fn;
+            int64_t n, chunks;
+        };
+        Job job{&fn, n, std::min<int64_t>(n, int64_t(threads) * 4)};
+        auto run_chunk = [](void* ctx, int64_t c) {
+            Job* j = static_cast<Job*>(ctx);
+            (*j->fn)(j->n * c / j->chunks, j->n * (c + 1) / j->chunks);
+        };
+        if (detail::WorkerPool::instance().run(threads - 1, job.chunks, run_chunk, &job)) return;
     }
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
-    {
-        int t = omp_get_thread_num();
-        int nt = omp_get_num_threads();
-        int64_t begin = n * t / nt;
-        int64_t end = n * (t + 1) / nt;
-        if (begin < end) fn(begin, end);
-    }
-#else
-    fn(int64_t(0), n);
 #endif
+    fn(int64_t(0), n);
 }
 
 }  // namespace salted

@@ -1,0 +1,131 @@
+// parallel_for and its worker pool (core/parallel.hpp): every index is run
+// exactly once whatever the thread count, nested and concurrent callers fall
+// back to the serial path instead of deadlocking, and the pool survives many
+// short regions in a row.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "salted/core/parallel.hpp"
+
+using namespace salted;
+
+namespace {
+
+// Restores the global thread settings when a test ends.
+struct ThreadSettings {
+    ThreadSettings(int threads, int64_t min_flops) {
+        set_num_threads(threads);
+        set_parallel_min_flops(min_flops);
+    }
+    ~ThreadSettings() {
+        set_num_threads(0);
+        set_parallel_min_flops(default_parallel_min_flops);
+    }
+};
+
+// Runs parallel_for over n indices, counting how often each one is visited.
+std::vector<int> visits(int64_t n, int64_t flops) {
+    std::vector<std::atomic<int>> count(static_cast<std::size_t>(n));
+    for (auto& c : count) c.store(0);
+    parallel_for(n, flops, [&](int64_t b, int64_t e) {
+        REQUIRE(0 <= b);
+        REQUIRE(b < e);
+        REQUIRE(e <= n);
+        for (int64_t i = b; i < e; ++i) count[static_cast<std::size_t>(i)].fetch_add(1);
+    });
+    std::vector<int> out;
+    for (auto& c : count) out.push_back(c.load());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("parallel_for: every index exactly once, for any thread count and size") {
+    for (int threads : {1, 2, 3, 4, 8}) {
+        ThreadSettings settings(threads, 1);
+        CAPTURE(threads);
+        for (int64_t n : {1, 2, 3, 5, 7, 8, 31, 64, 1000}) {
+            CAPTURE(n);
+            for (int64_t flops : {int64_t(1), n * 1000, int64_t(1) << 40}) {
+                const std::vector<int> v = visits(n, flops);
+                for (int64_t i = 0; i < n; ++i) CHECK(v[static_cast<std::size_t>(i)] == 1);
+            }
+        }
+    }
+}
+
+TEST_CASE("parallel_for: below the work threshold the caller runs it alone, in one call") {
+    ThreadSettings settings(4, 1000);
+    int calls = 0;
+    const std::thread::id me = std::this_thread::get_id();
+    bool same_thread = true;
+    parallel_for(100, 999, [&](int64_t b, int64_t e) {
+        ++calls;
+        same_thread = same_thread && std::this_thread::get_id() == me;
+        CHECK(b == 0);
+        CHECK(e == 100);
+    });
+    CHECK(calls == 1);
+    CHECK(same_thread);
+}
+
+TEST_CASE("parallel_for: many short regions in a row (wake, join, reuse)") {
+    ThreadSettings settings(2, 1);
+    std::vector<int64_t> sums(2000);
+    for (std::size_t r = 0; r < sums.size(); ++r) {
+        std::atomic<int64_t> s{0};
+        parallel_for(16, 1 << 20, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) s.fetch_add(i + static_cast<int64_t>(r));
+        });
+        sums[r] = s.load();
+    }
+    for (std::size_t r = 0; r < sums.size(); ++r) CHECK(sums[r] == 120 + 16 * static_cast<int64_t>(r));
+}
+
+TEST_CASE("parallel_for: nested regions run the inner loop serially and finish") {
+    ThreadSettings settings(3, 1);
+    std::vector<std::atomic<int>> grid(40 * 30);
+    for (auto& g : grid) g.store(0);
+    parallel_for(40, 1 << 30, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i)
+            parallel_for(30, 1 << 30, [&](int64_t b2, int64_t e2) {
+                for (int64_t j = b2; j < e2; ++j) grid[static_cast<std::size_t>(i * 30 + j)].fetch_add(1);
+            });
+    });
+    for (auto& g : grid) CHECK(g.load() == 1);
+}
+
+TEST_CASE("parallel_for: callers on several threads at once all get complete results") {
+    ThreadSettings settings(2, 1);
+    constexpr int callers = 4, rounds = 200;
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> ts;
+    for (int c = 0; c < callers; ++c)
+        ts.emplace_back([&, c] {
+            for (int r = 0; r < rounds; ++r) {
+                std::vector<int> v(257, 0);
+                parallel_for(257, 1 << 30, [&](int64_t b, int64_t e) {
+                    for (int64_t i = b; i < e; ++i) v[static_cast<std::size_t>(i)] += c + 1;
+                });
+                for (int x : v)
+                    if (x != c + 1) wrong.fetch_add(1);
+            }
+        });
+    for (auto& t : ts) t.join();
+    CHECK(wrong.load() == 0);
+}
+
+TEST_CASE("max_threads follows set_num_threads") {
+    ThreadSettings settings(3, default_parallel_min_flops);
+#if defined(SALTED_THREADS)
+    CHECK(max_threads() == 3);
+    set_num_threads(1);
+    CHECK(max_threads() == 1);
+#else
+    CHECK(max_threads() == 1);
+#endif
+}
