@@ -1,0 +1,135 @@
+// Direct convolution: the GEMM microkernel's register tile, with the patch
+// operand read straight from the (padded) input instead of packed.
+//
+// Why: im2col + GEMM packs K x pixels patch floats per image, and for the
+// narrow convs of LeNet and the sensor net (32-64 output channels) each
+// packed float feeds only 2 * Cout FLOPs, so packing costs 15-25 % of the
+// time. Here a tile is MR consecutive output pixels of one row (the rows of
+// the tile) by NR output channels (the columns). For each k = (c, ky, kx)
+// the MR patch values are input[c][oy*sh + ky*dh][ (ox + r)*sw + kx*dw ]:
+// one offset table entry per k plus r * sw, so they are broadcast from the
+// input itself, and the NR weights come from panels packed once at create().
+// The inner loop is the GEMM microkernel's (NR/width loads, MR broadcasts,
+// MR * NR/width FMAs per k); only the final store differs: the tile is
+// pixels x channels and NCHW wants channels x pixels, so it is transposed on
+// the way out, with bias and activation applied.
+//
+// Every output is the same float sum in the same k order as ops::ref::conv2d
+// up to float rounding (the sum runs in float, in k order, as the GEMM's).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "salted/core/parallel.hpp"
+#include "salted/core/simd.hpp"
+#include "salted/kernels/gemm_microkernel.hpp"
+#include "salted/kernels/gemm_pack.hpp"
+#include "salted/ops/activation.hpp"
+
+namespace salted {
+namespace kernels {
+
+// One image of a convolution whose input already holds its zero padding.
+struct DirectConvGeometry {
+    int64_t channels = 0;           // input channels (groups = 1)
+    int64_t in_h = 0, in_w = 0;     // padded input plane
+    int64_t kernel_h = 1, kernel_w = 1;
+    int64_t stride_h = 1, stride_w = 1;
+    int64_t dilation_h = 1, dilation_w = 1;
+    int64_t out_h = 0, out_w = 0;
+    int64_t out_channels = 0;
+    int64_t k() const { return channels * kernel_h * kernel_w; }
+};
+
+// Offsets of every k = (c, ky, kx) in the padded input, relative to the
+// tile's first pixel: the table the microkernel walks. `koff` holds k() ints.
+inline void direct_conv_offsets(const DirectConvGeometry& g, int32_t* koff) {
+    int64_t k = 0;
+    for (int64_t c = 0; c < g.channels; ++c)
+        for (int64_t ky = 0; ky < g.kernel_h; ++ky)
+            for (int64_t kx = 0; kx < g.kernel_w; ++kx)
+                koff[k++] = static_cast<int32_t>((c * g.in_h + ky * g.dilation_h) * g.in_w + kx * g.dilation_w);
+}
+
+// Weights [Cout, K] as K x NR panels over the output channels (zero past Cout).
+inline int64_t direct_conv_packed_floats(int64_t cout, int64_t k) { return gemm_packed_b_floats(k, cout); }
+inline void direct_conv_pack_weights(int64_t cout, int64_t k, const float* w, float* dst) {
+    gemm_pack_b(k, cout, w, 1, k, dst);
+}
+
+// acc tile [Rows x NR] = sum_k x[koff[k] + r * sx] * w_panel[k * NR + j].
+template <int Rows>
+inline void direct_conv_ukernel(int64_t k, const float* x, const int32_t* koff, int64_t sx, const float* w_panel,
+                                float* tile) {
+    using B = simd::FloatBatch;
+    constexpr int NR = gemm_nr, W = static_cast<int>(simd::width), NB = NR / W;
+    B acc[Rows][NB];
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+        for (int j = 0; j < NB; ++j) acc[r][j] = B(0.0f);
+    for (int64_t i = 0; i < k; ++i) {
+        B bv[NB];
+#pragma GCC unroll 16
+        for (int j = 0; j < NB; ++j) bv[j] = B::load_aligned(w_panel + i * NR + j * W);
+        const float* xi = x + koff[i];
+#pragma GCC unroll 16
+        for (int r = 0; r < Rows; ++r) {
+            const B av(xi[r * sx]);
+#pragma GCC unroll 16
+            for (int j = 0; j < NB; ++j) acc[r][j] = xsimd::fma(av, bv[j], acc[r][j]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+        for (int j = 0; j < NB; ++j) acc[r][j].store_aligned(tile + r * NR + j * W);
+}
+
+inline void direct_conv_tile(int rows, int64_t k, const float* x, const int32_t* koff, int64_t sx,
+                             const float* w_panel, float* tile) {
+    switch (rows) {
+        case 1: return direct_conv_ukernel<1>(k, x, koff, sx, w_panel, tile);
+        case 2: return direct_conv_ukernel<(gemm_mr >= 2 ? 2 : 1)>(k, x, koff, sx, w_panel, tile);
+        case 3: return direct_conv_ukernel<(gemm_mr >= 3 ? 3 : 1)>(k, x, koff, sx, w_panel, tile);
+        case 4: return direct_conv_ukernel<(gemm_mr >= 4 ? 4 : 1)>(k, x, koff, sx, w_panel, tile);
+        case 5: return direct_conv_ukernel<(gemm_mr >= 5 ? 5 : 1)>(k, x, koff, sx, w_panel, tile);
+        case 6: return direct_conv_ukernel<(gemm_mr >= 6 ? 6 : 1)>(k, x, koff, sx, w_panel, tile);
+        case 7: return direct_conv_ukernel<(gemm_mr >= 7 ? 7 : 1)>(k, x, koff, sx, w_panel, tile);
+        default: return direct_conv_ukernel<gemm_mr>(k, x, koff, sx, w_panel, tile);
+    }
+}
+
+// One image: out [Cout, out_h, out_w] = act(conv(x) + bias). x is the padded
+// input [channels, in_h, in_w]; w_packed from direct_conv_pack_weights; koff
+// from direct_conv_offsets. Work is split over (output row, channel panel).
+inline void direct_conv(const DirectConvGeometry& g, const float* x, const float* w_packed, const int32_t* koff,
+                        const float* bias, ops::Activation act, float* out) {
+    constexpr int NR = gemm_nr, MR = gemm_mr;
+    const int64_t k = g.k(), panels = (g.out_channels + NR - 1) / NR, pixels = g.out_h * g.out_w;
+    const int64_t tasks = g.out_h * panels;
+    parallel_for(tasks, 2 * g.out_channels * pixels * k, [&](int64_t t0, int64_t t1) {
+        alignas(64) float tile[MR * NR];
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t oy = t / panels, p = t % panels;
+            const int64_t co0 = p * NR;
+            const int cols = static_cast<int>(std::min<int64_t>(NR, g.out_channels - co0));
+            const float* w_panel = w_packed + p * NR * k;
+            const float* row = x + oy * g.stride_h * g.in_w;
+            for (int64_t ox = 0; ox < g.out_w; ox += MR) {
+                const int rows = static_cast<int>(std::min<int64_t>(MR, g.out_w - ox));
+                direct_conv_tile(rows, k, row + ox * g.stride_w, koff, g.stride_w, w_panel, tile);
+                float* o = out + co0 * pixels + oy * g.out_w + ox;
+                for (int j = 0; j < cols; ++j) {
+                    const float b = bias ? bias[co0 + j] : 0.0f;
+                    float* oj = o + j * pixels;
+                    for (int r = 0; r < rows; ++r) oj[r] = act.apply(tile[r * NR + j] + b);
+                }
+            }
+        }
+    });
+}
+
+}  // namespace kernels
+}  // namespace salted
