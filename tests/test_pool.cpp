@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -314,4 +315,30 @@ TEST_CASE("pool parameter and shape errors name the field") {
     CHECK(contains(s.message(), "output shape: expected [1, 2, 4, 4], found [1, 2, 4, 5]"));
     // A shape with a zero dimension is rejected, not pooled.
     CHECK(!ops::max_pool2d_output_shape(Pool2dParams::make(2, 2), Shape{1, 0, 8, 8}).ok());
+}
+
+TEST_CASE("max_pool2d 2x2 stride 2: NaN wins and -0/+0 ties keep PyTorch's first tap, bit for bit") {
+    // 2 planes of 6 x 70: output width 35 = two 16-wide blocks and a scalar tail.
+    const Shape s{1, 2, 6, 70};
+    Tensor in = random_tensor(s, 99);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    in[0] = nan;                       // (0,0) tap of the first window
+    in[2 * 70 + 7] = nan;              // a (0,1) tap in a SIMD block
+    in[3 * 70 + 40] = nan;             // a (1,0) tap
+    in[70 * 6 + 70 + 69] = nan;        // a (1,1) tap in the scalar tail of plane 1
+    for (int64_t x = 10; x < 20; ++x) {  // windows of zeros of both signs
+        in[4 * 70 + x] = (x % 3 == 0) ? -0.0f : 0.0f;
+        in[5 * 70 + x] = (x % 2 == 0) ? 0.0f : -0.0f;
+    }
+    auto p = Pool2dParams::make(2, 2, 2, 2);
+    auto fast = Tensor::empty(Shape{1, 2, 3, 35});
+    auto slow = Tensor::empty(Shape{1, 2, 3, 35});
+    REQUIRE(ops::max_pool2d(p, in.view(), fast->view()).ok());
+    REQUIRE(ops::ref::max_pool2d(p, in.view(), slow->view()).ok());
+    int nans = 0;
+    for (int64_t i = 0; i < fast->numel(); ++i) {
+        nans += std::isnan((*fast)[i]) ? 1 : 0;
+        CHECK(std::memcmp(&(*fast)[i], &(*slow)[i], 4) == 0);
+    }
+    CHECK(nans == 4);
 }

@@ -16,6 +16,10 @@
 #include <cstdint>
 #include <limits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "salted/core/parallel.hpp"
 #include "salted/core/result.hpp"
 #include "salted/core/simd.hpp"
@@ -280,6 +284,33 @@ inline void pool_row_direct(const PoolGeometry& g, const float* plane, float* ou
     }
 }
 
+// The common 2x2 stride-2 max pool with every window inside the input
+// (LeNet's): one output row from input rows r0 and r1. The general row
+// routine spends more on its bookkeeping than on these four compares. Taps
+// are combined in PyTorch's order ((0,0), (0,1), (1,0), (1,1)), so ties
+// between -0 and +0 resolve as they do there.
+inline void max_pool_2x2_row(const float* r0, const float* r1, int64_t ow, float* out) {
+    int64_t ox = 0;
+#if defined(__AVX512F__)
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    auto nan_max16 = [](__m512 m, __m512 v) {  // v where v > m or v is NaN, else m
+        const __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        return _mm512_mask_blend_ps(take, m, v);
+    };
+    for (; ox + 16 <= ow; ox += 16) {
+        const __m512 a0 = _mm512_loadu_ps(r0 + 2 * ox), a1 = _mm512_loadu_ps(r0 + 2 * ox + 16);
+        const __m512 b0 = _mm512_loadu_ps(r1 + 2 * ox), b1 = _mm512_loadu_ps(r1 + 2 * ox + 16);
+        __m512 m = nan_max16(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
+        m = nan_max16(m, _mm512_permutex2var_ps(b0, even, b1));
+        m = nan_max16(m, _mm512_permutex2var_ps(b0, odd, b1));
+        _mm512_storeu_ps(out + ox, m);
+    }
+#endif
+    for (; ox < ow; ++ox)
+        out[ox] = nan_max(nan_max(nan_max(r0[2 * ox], r0[2 * ox + 1]), r1[2 * ox]), r1[2 * ox + 1]);
+}
+
 template <bool is_max>
 inline Status pool2d(const char* op, const Pool2dParams& p, ConstTensorView in, TensorView out) {
     SALTED_ASSIGN(const PoolGeometry g, pool_geometry(op, p, in.shape, is_max));
@@ -288,6 +319,18 @@ inline Status pool2d(const char* op, const Pool2dParams& p, ConstTensorView in, 
     const bool fits = (g.kw - 1) * g.dw + 1 <= pool_row_buffer;
     // Work estimate; the tap count is capped so a huge kernel cannot overflow it.
     const int64_t taps = std::min<int64_t>(g.kh * g.kw, 4096);
+    const bool max_2x2 = is_max && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.dh == 1 && g.dw == 1 &&
+                         g.pt == 0 && g.pl == 0 && 2 * g.oh <= g.h && 2 * g.ow <= g.w;
+    if (max_2x2) {
+        parallel_for(rows, rows * g.ow * taps, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t plane = r / g.oh, oy = r % g.oh;
+                const float* src = in.data + plane * g.h * g.w + 2 * oy * g.w;
+                max_pool_2x2_row(src, src + g.w, g.ow, out.data + plane * g.oh * g.ow + oy * g.ow);
+            }
+        });
+        return Status();
+    }
     parallel_for(rows, rows * g.ow * taps, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const int64_t plane = r / g.oh, oy = r % g.oh;
