@@ -298,13 +298,19 @@ inline void max_pool_2x2_row(const float* r0, const float* r1, int64_t ow, float
         const __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         return _mm512_mask_blend_ps(take, m, v);
     };
-    for (; ox + 16 <= ow; ox += 16) {
-        const __m512 a0 = _mm512_loadu_ps(r0 + 2 * ox), a1 = _mm512_loadu_ps(r0 + 2 * ox + 16);
-        const __m512 b0 = _mm512_loadu_ps(r1 + 2 * ox), b1 = _mm512_loadu_ps(r1 + 2 * ox + 16);
+    // Full blocks of 16 outputs, then one masked block for the rest: narrow
+    // rows (LeNet's 12 and 4) would otherwise go through data-dependent
+    // scalar branches that mispredict on ReLU outputs.
+    for (; ox < ow; ox += 16) {
+        const int64_t left = std::min<int64_t>(16, ow - ox), span = 2 * left;  // input floats of this block
+        const __mmask16 lo = span >= 16 ? __mmask16(0xffff) : __mmask16((1u << span) - 1);
+        const __mmask16 hi = span >= 32 ? __mmask16(0xffff) : span > 16 ? __mmask16((1u << (span - 16)) - 1) : 0;
+        const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
         __m512 m = nan_max16(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
         m = nan_max16(m, _mm512_permutex2var_ps(b0, even, b1));
         m = nan_max16(m, _mm512_permutex2var_ps(b0, odd, b1));
-        _mm512_storeu_ps(out + ox, m);
+        _mm512_mask_storeu_ps(out + ox, left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1), m);
     }
 #endif
     for (; ox < ow; ++ox)
