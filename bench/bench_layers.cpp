@@ -4,13 +4,19 @@
 // plus a large square SGEMM for the machine's peak. Prints a Markdown table.
 //
 //   bench_layers [--iters 50] [--threads 1] [--min-sample-ms 1] [--peak 1024]
-//                [--filter TEXT] [--list]
+//                [--batch N] [--filter TEXT] [--list]
 //
-// What is timed: salted runs the whole op (im2col panels, GEMM, bias and the
-// fused ReLU); SGEMM runs only the bare GEMM on matrices of the same shape
-// (no im2col, no bias), so a ratio near 1 means the op costs what the GEMM
-// alone costs in a tuned BLAS. Run with OMP_WAIT_POLICY=PASSIVE (bench/run.sh
-// does) so idle OpenMP workers do not spin on a shared machine.
+// What is timed: salted runs the whole op (im2col panels or Winograd
+// transforms, GEMM, bias and the fused ReLU); SGEMM runs only the bare GEMM
+// on matrices of the same shape (no im2col, no bias), so a ratio near 1 means
+// the op costs what the GEMM alone costs in a tuned BLAS. The last column
+// says which algorithm Conv2d chose: for `winograd` rows (3x3 stride 1), the
+// GFLOP/s are *effective*: direct-convolution FLOPs / time, as if the layer
+// had done all 2*M*N*K of them; Winograd F(4x4, 3x3) does about a quarter.
+// --batch N runs every selected shape at batch N instead of its own (the
+// SGEMM twin's N grows with it; rows already at N are not repeated).
+// Run with OMP_WAIT_POLICY=PASSIVE (bench/run.sh does) so idle OpenMP workers
+// do not spin on a shared machine.
 #include <cblas.h>
 #include <dlfcn.h>
 #include <unistd.h>
@@ -21,6 +27,7 @@
 #include <cstring>
 #include <ctime>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +56,7 @@ struct Options {
     double min_sample_ms = 1.0; // a sample repeats the call until it lasts this long
     int peak = 1024;            // square SGEMM size for the ceiling row; 0 skips it
     std::string filter;         // only shapes whose "model layer" contains this
+    int batch = 0;              // > 0: every shape at this batch size
     bool list = false;
 };
 
@@ -74,6 +82,8 @@ bool parse_options(int argc, char** argv, Options& o) {
             char* end = nullptr;
             o.min_sample_ms = std::strtod(argv[++i], &end);
             if (*end || !(o.min_sample_ms >= 0 && o.min_sample_ms <= 60000)) return false;
+        } else if (a == "--batch" && has_value) {
+            if (!parse_int(argv[++i], 1, o.batch)) return false;
         } else if (a == "--filter" && has_value) {
             o.filter = argv[++i];
         } else if (a == "--list") {
@@ -108,7 +118,7 @@ salted::Tensor make_buffer(int64_t n, std::mt19937& rng) {
 }
 
 struct Row {
-    std::string model, layer, gemm;
+    std::string model, layer, gemm, algo;
     int64_t batch = 1, flops = 0;
     bench::Stats salted, blas;
 };
@@ -165,6 +175,9 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
                     c.data(), static_cast<int>(n));
     };
     Row row;
+    const bool plain_gemm = L.kh == 1 && L.kw == 1 && L.sh == 1 && L.sw == 1 &&
+                            L.pad_top + L.pad_left + L.pad_bottom + L.pad_right == 0;
+    row.algo = conv->uses_winograd(in_shape) ? "winograd" : plain_gemm ? "gemm" : "im2col";
     measure(salted_run, blas_run, o, row);
     return row;
 }
@@ -195,6 +208,7 @@ Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng)
                     c.data(), bn);
     };
     Row row;
+    row.algo = "gemm";
     measure(salted_run, blas_run, o, row);
     return row;
 }
@@ -219,6 +233,7 @@ Row bench_peak(int size, const Options& o, std::mt19937& rng) {
     row.layer = "square SGEMM (kernels::gemm)";
     row.gemm = std::to_string(s) + "x" + std::to_string(s) + "x" + std::to_string(s);
     row.flops = 2 * s * s * s;
+    row.algo = "gemm";
     measure(salted_run, blas_run, o, row);
     return row;
 }
@@ -265,10 +280,11 @@ std::string spread(const bench::Stats& s) {
 
 void print_row(const Row& r) {
     const double gs = gflops(r.flops, r.salted.median), gb = gflops(r.flops, r.blas.median);
-    std::printf("| %s | %s | %" PRId64 " | %s | %.3g | %s | %s | %.1f | %s | %s | %.1f | %.2f |\n", r.model.c_str(),
-                r.layer.c_str(), r.batch, r.gemm.c_str(), r.flops * 1e-6, us(r.salted.median).c_str(),
-                spread(r.salted).c_str(), gs, us(r.blas.median).c_str(), spread(r.blas).c_str(), gb,
-                r.salted.median > 0 ? r.blas.median / r.salted.median : 0.0);
+    std::printf("| %s | %s | %" PRId64 " | %s | %.3g | %s | %s | %.1f | %s | %s | %.1f | %.2f | %s |\n",
+                r.model.c_str(), r.layer.c_str(), r.batch, r.gemm.c_str(), r.flops * 1e-6,
+                us(r.salted.median).c_str(), spread(r.salted).c_str(), gs, us(r.blas.median).c_str(),
+                spread(r.blas).c_str(), gb, r.salted.median > 0 ? r.blas.median / r.salted.median : 0.0,
+                r.algo.c_str());
     std::fflush(stdout);
 }
 
@@ -279,10 +295,20 @@ int main(int argc, char** argv) {
     if (!parse_options(argc, argv, o)) {
         std::fprintf(stderr,
                      "usage: bench_layers [--iters N>=1 (50)] [--threads N>=1 (1)] [--min-sample-ms X (1)]\n"
-                     "                    [--peak SIZE (1024; 0 skips)] [--filter TEXT] [--list]\n");
+                     "                    [--peak SIZE (1024; 0 skips)] [--batch N] [--filter TEXT] [--list]\n");
         return 2;
     }
-    const std::vector<bench::LayerShape> shapes = bench::reference_layer_shapes();
+    std::vector<bench::LayerShape> shapes = bench::reference_layer_shapes();
+    if (o.batch > 0) {
+        // Every shape at the requested batch, each (model, layer) once.
+        std::vector<bench::LayerShape> at_batch;
+        std::set<std::string> seen;
+        for (bench::LayerShape L : shapes) {
+            L.batch = o.batch;
+            if (seen.insert(std::string(L.model) + "|" + L.layer).second) at_batch.push_back(L);
+        }
+        shapes = at_batch;
+    }
     auto selected = [&](const bench::LayerShape& L) {
         return o.filter.empty() || (std::string(L.model) + " " + L.layer).find(o.filter) != std::string::npos;
     };
@@ -321,10 +347,11 @@ int main(int argc, char** argv) {
     std::printf("salted GEMM tile: MR=%d NR=%d (SIMD width %d floats)\n", salted::kernels::gemm_mr,
                 salted::kernels::gemm_nr, static_cast<int>(salted::simd::width));
     std::printf("times are µs per call: median, then min–max and ±MAD as %% of the median; "
-                "ratio = SGEMM median / salted median (> 1: salted faster)\n\n");
+                "ratio = SGEMM median / salted median (> 1: salted faster); algo = what salted ran "
+                "(winograd rows: effective GFLOP/s, direct-convolution FLOPs / time)\n\n");
     std::printf("| model | layer | batch | GEMM MxNxK | MFLOP | salted µs | salted spread | salted GFLOP/s "
-                "| SGEMM µs | SGEMM spread | SGEMM GFLOP/s | ratio |\n");
-    std::printf("|---|---|--:|---|--:|--:|---|--:|--:|---|--:|--:|\n");
+                "| SGEMM µs | SGEMM spread | SGEMM GFLOP/s | ratio | algo |\n");
+    std::printf("|---|---|--:|---|--:|--:|---|--:|--:|---|--:|--:|---|\n");
 
     std::mt19937 rng(42);
     if (o.peak > 0 && o.filter.empty()) print_row(bench_peak(o.peak, o, rng));

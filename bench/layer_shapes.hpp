@@ -118,6 +118,18 @@ inline std::vector<LayerShape> reference_layer_shapes() {
     v.push_back(conv(wr, "salted g3 shortcut 144->256 1x1 s2", 144, 256, 16, 16, 1, 1, 2, 2, 0, 0, 0, 0));
     v.push_back(dense(wr, "fc 256->10", 256, 10));
     v.push_back(conv(wr, "g2 conv 128->128 3x3 16x16", 128, 128, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 64));
+    v.push_back(conv(wr, "g1 conv 64->64 3x3 32x32", 64, 64, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 64));
+    v.push_back(conv(wr, "g3 conv 256->256 3x3 8x8", 256, 256, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 64));
+
+    // WideResNet-28-3: channels 16, 48, 96, 192 (four blocks per group); only
+    // the stride-1 3x3 convs, the Winograd candidates whose channel counts are
+    // not multiples of the 32-wide GEMM panels. Stride-2 convs and 1x1
+    // shortcuts are shaped like WRN-16-4's.
+    const char* w3 = "WRN-28-3";
+    v.push_back(conv(w3, "g1 conv 16->48 3x3 32x32", 16, 48, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1));
+    v.push_back(conv(w3, "g1 conv 48->48 3x3 32x32", 48, 48, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1));
+    v.push_back(conv(w3, "g2 conv 96->96 3x3 16x16", 96, 96, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1));
+    v.push_back(conv(w3, "g3 conv 192->192 3x3 8x8", 192, 192, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1));
 
     // Sensor ConvNet, 1x27x200, no padding: 27x196, 27x96, 27x46, 13x21,
     // 6x9, 3x3; salt layers 2, 3, 4 add 4, 16, 8 maps before conv3..conv5.

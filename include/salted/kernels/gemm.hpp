@@ -170,6 +170,29 @@ inline void gemm_blocked(int64_t m, int64_t n, int64_t k, const float* a_packed,
     });
 }
 
+// gemm_blocked on the calling thread only, for callers that already run one
+// independent piece of work per thread (conv2d over the images of a batch,
+// Winograd over tile blocks). `slot` holds K x NR floats unless src is
+// prepacked (then it may be null). Every element is summed in the same K
+// order as gemm_blocked, so results do not depend on which level is threaded.
+template <class BSource>
+inline void gemm_blocked_serial(int64_t m, int64_t n, int64_t k, const float* a_packed, const BSource& src,
+                                float* slot, float* c, int64_t ldc, const GemmEpilogue& epilogue, bool accumulate) {
+    constexpr int NR = gemm_nr;
+    const GemmEpilogue* ep = epilogue.trivial() ? nullptr : &epilogue;
+    const int64_t panels = (n + NR - 1) / NR;
+    if constexpr (BSource::prepacked) {
+        detail::gemm_compute(m, n, k, 0, m, 0, panels, a_packed, [&](int64_t p) { return src.panel(p); }, c, ldc, ep,
+                             accumulate);
+    } else {
+        auto panel_at = [slot](int64_t) -> const float* { return slot; };
+        for (int64_t p = 0; p < panels; ++p) {
+            src.pack(p, static_cast<int>(std::min<int64_t>(NR, n - p * NR)), slot);
+            detail::gemm_compute(m, n, k, 0, m, p, p + 1, a_packed, panel_at, c, ldc, ep, accumulate);
+        }
+    }
+}
+
 // Workspace (floats) for gemm().
 inline int64_t gemm_workspace_floats(int64_t m, int64_t n, int64_t k) {
     return gemm_packed_a_floats(m, k) + gemm_b_workspace_floats(k, n);

@@ -1,22 +1,39 @@
 // 2-D convolution, NCHW float32, with PyTorch's semantics (nn.Conv2d) plus
-// four-sided zero padding, and bias + activation fused into the GEMM epilogue.
+// four-sided zero padding, and bias + activation fused into the epilogue.
 //
-// Per image and group it is one GEMM: out[Cout_g x Ho*Wo] = W[Cout_g x K] *
-// patches[K x Ho*Wo], K = Cin_g * kh * kw. The weights are the A operand,
-// packed once at create(); the patches are the B operand, packed panel by
-// panel by kernels::Im2colB (never the whole matrix). This orientation writes
-// NCHW output directly and keeps batch 1 parallel over output pixels. A 1x1,
-// stride-1, unpadded conv is a plain GEMM on the input [Cin x H*W] (its panels
-// are row copies, no im2col).
+// Two algorithms, chosen per layer and input shape (never per thread count,
+// so results do not depend on it):
+//  - im2col + GEMM, for everything. Per image and group it is one GEMM:
+//    out[Cout_g x Ho*Wo] = W[Cout_g x K] * patches[K x Ho*Wo], K = Cin_g *
+//    kh * kw. The weights are the A operand, packed once at create(); the
+//    patches are the B operand, packed panel by panel by kernels::Im2colB
+//    (never the whole matrix). This orientation writes NCHW output directly
+//    and keeps batch 1 parallel over output pixels. A 1x1, stride-1,
+//    unpadded conv is a plain GEMM on the input [Cin x H*W] (its panels are
+//    row copies, no im2col).
+//  - Winograd F(4x4, 3x3) (kernels/winograd.hpp), for 3x3 stride-1
+//    dilation-1 ungrouped layers where kernels::winograd_worth_it() says it
+//    beats the GEMM: 4x fewer multiplies.
+//
+// Threads: at batch 1 each GEMM is parallel over its own panels. At batch > 1
+// (when the images share out evenly over the threads, or there are many) the
+// images are shared out instead, each worker running its images' GEMMs
+// serially in its own workspace slot, so small per-image layers are parallel
+// too and nobody pays a fork/join per image. The Winograd path numbers its
+// tiles over the whole batch and threads over blocks of them. flops() is
+// the direct convolution's count on both paths.
 #pragma once
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
+#include <utility>
 
 #include "salted/core/result.hpp"
 #include "salted/core/tensor.hpp"
 #include "salted/kernels/gemm.hpp"
 #include "salted/kernels/im2col.hpp"
+#include "salted/kernels/winograd.hpp"
 #include "salted/ops/activation.hpp"
 #include "salted/ops/op_checks.hpp"
 
@@ -92,13 +109,24 @@ public:
         c.p_ = p;
         c.k_ = cin_g * p.kernel_h * p.kernel_w;
         c.group_stride_ = kernels::gemm_packed_a_floats(cout_g, c.k_);
+        if (bias.data) {
+            SALTED_ASSIGN(c.bias_, Tensor::copy_of(bias));
+        }
+        if (winograd_shape(p) && kernels::winograd_channels_worth_it(p.in_channels, p.out_channels)) {
+            // Winograd is only faster, never needed: if its (4x larger)
+            // weights cannot be allocated, the layer runs on im2col.
+            auto wino = kernels::WinogradConv3x3::create(p.in_channels, p.out_channels, weight.data, bias.data);
+            if (wino.ok()) {
+                c.winograd_ = std::move(wino).value();
+                c.has_winograd_ = true;
+                // The im2col weights are kept only when some input size would use them.
+                if (kernels::winograd_worth_it_for_any_size(p.in_channels, p.out_channels)) return c;
+            }
+        }
         SALTED_ASSIGN(c.packed_, Tensor::empty(Shape({p.groups, c.group_stride_})));
         for (int64_t g = 0; g < p.groups; ++g)
             kernels::gemm_pack_a(cout_g, c.k_, weight.data + g * cout_g * c.k_, c.k_, 1,
                                  c.packed_.data() + g * c.group_stride_);
-        if (bias.data) {
-            SALTED_ASSIGN(c.bias_, Tensor::copy_of(bias));
-        }
         return c;
     }
 
@@ -106,12 +134,24 @@ public:
 
     Result<Shape> output_shape(const Shape& input) const { return detail::conv2d_output_shape(p_, input); }
 
-    // One K x NR packed patch panel per GEMM worker (kernels::gemm_max_slots
-    // at most), whatever the thread count, so a plan made once stays valid.
+    // Whether run() takes the Winograd path for this input shape.
+    bool uses_winograd(const Shape& input) const {
+        auto os = output_shape(input);
+        return os.ok() && use_winograd(*os);
+    }
+
+    // Scratch for run(), sized for at most kernels::gemm_max_slots workers
+    // whatever the thread count, so a plan made once stays valid: im2col
+    // needs one K x NR patch panel per worker (GEMM workers at batch 1,
+    // image workers at batch > 1); Winograd a slot per tile-block worker.
     std::size_t workspace_floats(const Shape& input) const {
         auto os = output_shape(input);
         if (!os.ok()) return 0;
-        return static_cast<std::size_t>(kernels::gemm_b_workspace_floats(k_, (*os)[2] * (*os)[3]));
+        if (use_winograd(*os))
+            return static_cast<std::size_t>(winograd_.workspace_floats(winograd_geometry(input, *os)));
+        const int64_t pixels = (*os)[2] * (*os)[3];
+        const int64_t by_image = std::min(input[0], kernels::gemm_max_slots) * kernels::gemm_nr * k_;
+        return static_cast<std::size_t>(std::max(kernels::gemm_b_workspace_floats(k_, pixels), by_image));
     }
 
     int64_t flops(const Shape& input) const {
@@ -128,36 +168,92 @@ public:
         if (!workspace)
             return make_error(Errc::invalid_argument, "conv2d: workspace: expected %zu floats, found null",
                               workspace_floats(in.shape));
-        const int64_t batch = in.shape[0], h = in.shape[2], w = in.shape[3];
-        const int64_t ho = os[2], wo = os[3], pixels = ho * wo;
-        const int64_t cin_g = p_.in_channels / p_.groups, cout_g = p_.out_channels / p_.groups;
-        const bool plain_gemm = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 &&
-                                p_.pad_top == 0 && p_.pad_left == 0 && p_.pad_bottom == 0 && p_.pad_right == 0;
-        for (int64_t n = 0; n < batch; ++n)
-            for (int64_t g = 0; g < p_.groups; ++g) {
-                const float* x = in.data + (n * p_.in_channels + g * cin_g) * h * w;
-                float* y = out.data + (n * p_.out_channels + g * cout_g) * pixels;
-                const float* a = packed_.data() + g * group_stride_;
-                const auto ep = kernels::GemmEpilogue::row_bias(bias_.data() ? bias_.data() + g * cout_g : nullptr,
-                                                                p_.activation);
-                if (plain_gemm) {
-                    kernels::MatrixB src;
-                    src.b = x;
-                    src.k = k_;
-                    src.rs = h * w;
-                    src.cs = 1;
-                    kernels::gemm_blocked(cout_g, pixels, k_, a, src, workspace, y, pixels, ep, false);
-                } else {
-                    kernels::Im2colB src;
-                    src.input = x;
-                    src.g = geometry(cin_g, h, w, ho, wo);
-                    kernels::gemm_blocked(cout_g, pixels, k_, a, src, workspace, y, pixels, ep, false);
-                }
-            }
+        if (use_winograd(os)) {
+            winograd_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
+            return Status();
+        }
+        const int64_t batch = in.shape[0];
+        const int64_t total = flops(in.shape);
+        int64_t threads = max_threads();
+        if (threads > 1) threads = std::min(threads, std::max<int64_t>(1, total / parallel_min_flops()));
+        // Images to threads when they share out evenly (or nearly: many
+        // images); otherwise (batch 1, 3 images on 2 threads) each GEMM
+        // splits its own panels.
+        if (batch > 1 && threads > 1 && (batch % threads == 0 || batch >= 4 * threads)) {
+            // Up to gemm_max_slots workers, more than threads, so that the
+            // pool can hand a stalled thread's images to one that runs.
+            const int64_t workers = std::min(batch, kernels::gemm_max_slots);
+            const int64_t slot = kernels::gemm_nr * k_;
+            parallel_for(workers, total, [&](int64_t b, int64_t e) {
+                for (int64_t n = b * batch / workers; n < e * batch / workers; ++n)
+                    run_image(in, out, os, n, workspace + b * slot, true);
+            });
+        } else {
+            for (int64_t n = 0; n < batch; ++n) run_image(in, out, os, n, workspace, false);
+        }
         return Status();
     }
 
 private:
+    static bool winograd_shape(const Conv2dParams& p) {
+        return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+               p.dilation_w == 1 && p.groups == 1;
+    }
+
+    bool use_winograd(const Shape& out_shape) const {
+        return has_winograd_ &&
+               kernels::winograd_worth_it(p_.in_channels, p_.out_channels, out_shape[2], out_shape[3]);
+    }
+
+    kernels::WinogradGeometry winograd_geometry(const Shape& in, const Shape& os) const {
+        kernels::WinogradGeometry g;
+        g.batch = in[0];
+        g.in_h = in[2];
+        g.in_w = in[3];
+        g.pad_top = p_.pad_top;
+        g.pad_left = p_.pad_left;
+        g.out_h = os[2];
+        g.out_w = os[3];
+        return g;
+    }
+
+    // Image n through im2col + GEMM, group by group. `serial`: the caller
+    // already runs one image per thread, and `work` is this worker's K x NR
+    // slot; otherwise each GEMM threads itself over all of `work`.
+    void run_image(ConstTensorView in, TensorView out, const Shape& os, int64_t n, float* work, bool serial) const {
+        const int64_t h = in.shape[2], w = in.shape[3];
+        const int64_t ho = os[2], wo = os[3], pixels = ho * wo;
+        const int64_t cin_g = p_.in_channels / p_.groups, cout_g = p_.out_channels / p_.groups;
+        const bool plain_gemm = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 &&
+                                p_.pad_top == 0 && p_.pad_left == 0 && p_.pad_bottom == 0 && p_.pad_right == 0;
+        for (int64_t g = 0; g < p_.groups; ++g) {
+            const float* x = in.data + (n * p_.in_channels + g * cin_g) * h * w;
+            float* y = out.data + (n * p_.out_channels + g * cout_g) * pixels;
+            const float* a = packed_.data() + g * group_stride_;
+            const auto ep =
+                kernels::GemmEpilogue::row_bias(bias_.data() ? bias_.data() + g * cout_g : nullptr, p_.activation);
+            auto gemm = [&](const auto& src) {
+                if (serial)
+                    kernels::gemm_blocked_serial(cout_g, pixels, k_, a, src, work, y, pixels, ep, false);
+                else
+                    kernels::gemm_blocked(cout_g, pixels, k_, a, src, work, y, pixels, ep, false);
+            };
+            if (plain_gemm) {
+                kernels::MatrixB src;
+                src.b = x;
+                src.k = k_;
+                src.rs = h * w;
+                src.cs = 1;
+                gemm(src);
+            } else {
+                kernels::Im2colB src;
+                src.input = x;
+                src.g = geometry(cin_g, h, w, ho, wo);
+                gemm(src);
+            }
+        }
+    }
+
     kernels::ConvGeometry geometry(int64_t cin_g, int64_t h, int64_t w, int64_t ho, int64_t wo) const {
         kernels::ConvGeometry g;
         g.channels = cin_g;
@@ -179,8 +275,10 @@ private:
     Conv2dParams p_;
     int64_t k_ = 0;             // GEMM depth: Cin_g * kh * kw
     int64_t group_stride_ = 0;  // floats of packed weights per group
-    Tensor packed_;             // per group: weights as packed A panels
+    Tensor packed_;             // per group: weights as packed A panels (empty when Winograd always runs)
     Tensor bias_;               // empty storage when there is no bias
+    bool has_winograd_ = false;
+    kernels::WinogradConv3x3 winograd_;  // 3x3 stride-1 layers where it can win
 };
 
 namespace ref {

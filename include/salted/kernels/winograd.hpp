@@ -1,0 +1,396 @@
+// 3x3, stride-1 convolution by Winograd's F(4x4, 3x3) (transforms and the
+// choice of F(4,3) are explained in winograd_transforms.hpp): 4x fewer
+// multiplies than the direct convolution, at the price of three transforms.
+//
+// Data flow, per block of output tiles (4x4 output pixels each, numbered
+// over the whole batch, so a block may span images):
+//   1. input transform: each tile's 6x6 input patch of each input channel
+//      becomes 36 values, written straight into the packed-A panel layout of
+//      gemm_pack.hpp: V[xi] is a [tiles x Cin] matrix in MR-row panels;
+//   2. 36 GEMMs per NR-wide panel of output channels,
+//      M[xi][tiles x NR] = V[xi] * U[xi], through the shared SGEMM
+//      microkernel (gemm_blocked_serial); U[xi] = (G g G^T)[xi] was packed
+//      once at create() as B panels [Cin x Cout];
+//   3. output transform of each tile's 36 values into 4x4 pixels, with the
+//      bias and the activation fused, and partial edge tiles clipped.
+// Tiles are the GEMM rows (not the columns) so that the few tiles of a
+// batch-1 late layer (8x8 pixels: 4 tiles) still fill the microkernel's
+// wide dimension with output channels. A block's V (36 x Cin x tiles) and its
+// M panel (tiles x 36 x NR) stay in L2 between the steps.
+//
+// Finite inputs give the convolution within float rounding (F(4,3) error is
+// ~5e-6 of max|y| at K = 9 x 256; see winograd_transforms.hpp). An Inf or
+// NaN input, though, is mixed into all 16 outputs of each tile that reads
+// it (the transforms add it to its neighbours), where the direct
+// convolution would spread it only to the outputs whose window holds it.
+//
+// Threads: see run(). A block's V and M live in a slot of the caller's
+// workspace, one slot per worker (at most gemm_max_slots). Every output
+// value is computed by the same operations in the same order whatever the
+// split, so results do not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "salted/core/parallel.hpp"
+#include "salted/core/result.hpp"
+#include "salted/core/simd.hpp"
+#include "salted/core/tensor.hpp"
+#include "salted/kernels/gemm.hpp"
+#include "salted/kernels/winograd_tiles.hpp"
+#include "salted/kernels/winograd_transforms.hpp"
+#include "salted/ops/activation.hpp"
+
+namespace salted {
+namespace kernels {
+
+// One convolution problem for the Winograd path (trusted: the op validated
+// it). Stride and dilation are 1; bottom/right padding shows only in out_h
+// and out_w.
+struct WinogradGeometry {
+    int64_t batch = 0;
+    int64_t in_h = 0, in_w = 0;
+    int64_t pad_top = 0, pad_left = 0;
+    int64_t out_h = 0, out_w = 0;
+    int64_t tiles_y() const { return (out_h + winograd::tile_out - 1) / winograd::tile_out; }
+    int64_t tiles_x() const { return (out_w + winograd::tile_out - 1) / winograd::tile_out; }
+    int64_t tiles_per_image() const { return tiles_y() * tiles_x(); }
+    int64_t tiles() const { return batch * tiles_per_image(); }
+};
+
+namespace detail {
+constexpr int64_t gcd_of(int64_t a, int64_t b) { return b == 0 ? a : gcd_of(b, a % b); }
+}  // namespace detail
+
+// Tiles per block: a multiple of both the SIMD width (the input transform
+// handles one tile per lane) and MR (a block is whole A panels), and no
+// more: on the 32x32 WRN layers, blocks of 32 or 64 tiles measured 0-15%
+// slower than 16. With 16 tiles a block's V (36 x Cin x 16 floats, 576 KiB
+// at Cin = 256) stays in Zen 4's 1 MiB L2.
+constexpr int64_t winograd_block_tiles =
+    static_cast<int64_t>(simd::width) / detail::gcd_of(static_cast<int64_t>(simd::width), gemm_mr) * gemm_mr;
+
+// Whether F(4x4, 3x3) can beat im2col + GEMM for a 3x3 stride-1 layer with
+// these channel counts, whatever its input size: decides whether conv2d
+// prepares the Winograd weights at all. Measured on Zen 4 (1 thread, batch 1,
+// Cin 3..32 x Cout 8..64 x maps 4..32): with Cout = 8 three quarters of each
+// NR = 32 GEMM panel is padding and Winograd lost everywhere (0.4-0.9x);
+// with Cin <= 4 it lost on 32x32 maps (0.5-0.9x), where the short im2col K
+// costs little; from Cin = 8, Cout = 16 it won on 16x16 and larger maps
+// (1.1-2.5x, more with more channels).
+inline bool winograd_channels_worth_it(int64_t in_channels, int64_t out_channels) {
+    return in_channels >= 8 && out_channels >= 16;
+}
+
+// Whether it wins for this output size too: on 8x8 and smaller maps (at most
+// 4 tiles per image) 16 output channels did not pay (0.6-1.0x); 32 and more did.
+inline bool winograd_worth_it(int64_t in_channels, int64_t out_channels, int64_t out_h, int64_t out_w) {
+    if (!winograd_channels_worth_it(in_channels, out_channels)) return false;
+    const int64_t tiles_per_image = ((out_h + 3) / 4) * ((out_w + 3) / 4);
+    return out_channels >= 32 || tiles_per_image > 4;
+}
+
+// Whether winograd_worth_it holds whatever the output size: conv2d then
+// keeps no im2col copy of the weights.
+inline bool winograd_worth_it_for_any_size(int64_t in_channels, int64_t out_channels) {
+    return winograd_channels_worth_it(in_channels, out_channels) && out_channels >= 32;
+}
+
+class WinogradConv3x3 {
+public:
+    // weight [Cout, Cin, 3, 3] (PyTorch layout), bias [Cout] or null. The
+    // arguments are trusted (conv2d validated them); fails only when memory
+    // runs out.
+    static Result<WinogradConv3x3> create(int64_t in_channels, int64_t out_channels, const float* weight,
+                                          const float* bias) {
+        constexpr int NR = gemm_nr, P = winograd::positions;
+        WinogradConv3x3 w;
+        w.cin_ = in_channels;
+        w.cout_ = out_channels;
+        w.panels_ = (out_channels + NR - 1) / NR;
+        SALTED_ASSIGN(w.u_, Tensor::zeros(Shape({w.panels_, P, in_channels, NR})));
+        SALTED_ASSIGN(w.bias_, Tensor::zeros(Shape({w.panels_ * NR})));
+        if (bias) std::memcpy(w.bias_.data(), bias, static_cast<std::size_t>(out_channels) * sizeof(float));
+        // U[xi](ci, co) in B-panel order: panel co / NR, row ci, column co % NR,
+        // with a panel's 36 positions next to each other, so that the GEMMs
+        // (panel by panel, position by position) stream it in one sweep.
+        float* u = w.u_.data();
+        double t[P];
+        for (int64_t co = 0; co < out_channels; ++co)
+            for (int64_t ci = 0; ci < in_channels; ++ci) {
+                winograd::kernel_transform(weight + (co * in_channels + ci) * 9, t);
+                for (int xi = 0; xi < P; ++xi)
+                    u[(((co / NR) * P + xi) * in_channels + ci) * NR + co % NR] = static_cast<float>(t[xi]);
+            }
+        return w;
+    }
+
+    int64_t in_channels() const { return cin_; }
+    int64_t out_channels() const { return cout_; }
+
+    // Tiles per block (the last block of a problem may have fewer).
+    static constexpr int64_t block_tiles() { return winograd_block_tiles; }
+
+    // Distance between positions xi in a slot's V. Padded by a cache line:
+    // unpadded, the 36 positions are a power of two apart (4 KiB at Cin =
+    // 64) and fall into one L1 set, which the input transform's 36 stores
+    // per channel thrash (measured: padding saved 0-15% on the 32x32 WRN layers).
+    int64_t v_stride() const { return block_tiles() * cin_ + 16; }
+    // Distance between tiles in a slot's M: a tile's 36 positions x NR
+    // channels are contiguous, so the output transform reads one sequential
+    // 4.5 KiB run per tile (the GEMMs write it with ldc = m_row()).
+    static constexpr int64_t m_row() { return winograd::positions * gemm_nr; }
+
+    // Floats of a transformed input block (V) and of `rows` tiles of an M panel.
+    int64_t v_floats() const { return winograd::positions * v_stride(); }
+    static constexpr int64_t m_floats(int64_t rows) { return rows * m_row(); }
+
+    // Scratch for run(), whatever the thread count, plus 16 floats to align
+    // it to cache lines whatever the caller's alignment. Several blocks: a
+    // slot (V and M) per possible worker, at most gemm_max_slots. One block:
+    // its V once, and an M slot per possible worker (see run()).
+    int64_t workspace_floats(const WinogradGeometry& g) const {
+        const int64_t tiles = g.tiles();
+        const int64_t blocks = (tiles + block_tiles() - 1) / block_tiles();
+        if (blocks <= 1) {
+            const int64_t items = panels_ * ((tiles + gemm_mr - 1) / gemm_mr);
+            return v_floats() + std::min(gemm_max_slots, items) * m_floats(gemm_mr) + 16;
+        }
+        return std::min(gemm_max_slots, blocks) * (v_floats() + m_floats(block_tiles())) + 16;
+    }
+
+    // run()'s work for the thread threshold, in FLOPs at GEMM speed: the
+    // GEMMs plus ~1000 per tile and channel for the transforms, fitted to
+    // 1-thread times of the WRN layers (a 16->64 32x32 layer does 4.7
+    // MFLOP of GEMM in the time of ~12). In double, so that no shape
+    // overflows it.
+    int64_t work_flops(const WinogradGeometry& g) const {
+        const double per_tile = 2.0 * winograd::positions * double(cin_) * double(panels_ * gemm_nr) +
+                                1000.0 * double(cin_ + cout_);
+        return static_cast<int64_t>(std::min(double(g.tiles()) * per_tile, 9e18));
+    }
+
+    // out[N, Cout, out_h, out_w] = act(conv3x3(in[N, Cin, in_h, in_w]) + bias).
+    // `workspace` holds workspace_floats(g) floats; allocates nothing.
+    //
+    // Several blocks (batch > 1, or 32x32 maps at batch 1): the blocks are
+    // shared out, each worker transforming, multiplying and writing its own.
+    // One block (batch 1, maps up to 16x16): its input is transformed once,
+    // here, and the (output-channel panel, MR-tile row) pieces of the GEMMs
+    // and output transform are shared out. No work is done twice in either
+    // case, so when the pool has no second core to offer (another process
+    // holds it) and runs every chunk here, the run costs what it costs on
+    // one thread. (Splitting a block into halves that each transform their
+    // own tiles parallelises the transform too, but measured 3-8% slower on
+    // one thread, as each half streams all of U, and only 2 chunks leave
+    // the pool nothing to balance when a thread wakes late.)
+    void run(const WinogradGeometry& g, const float* in, float* out, const ops::Activation& act,
+             float* workspace) const {
+        const int64_t tiles = g.tiles();
+        if (tiles <= 0) return;
+        const int64_t work = work_flops(g);
+        // 64-byte aligned: M rows are whole cache lines, as the microkernel
+        // stores them and the output transform loads them.
+        const auto misalign = reinterpret_cast<std::uintptr_t>(workspace) % 64;
+        float* aligned = workspace + (misalign % sizeof(float) == 0 ? (64 - misalign) % 64 / sizeof(float) : 0);
+        // More workers than threads (up to the slots), so that the pool can
+        // hand a stalled thread's share to one that runs; a chunk [b, e) of
+        // workers uses slot b, and chunks running at once have distinct b.
+        const int64_t blocks = (tiles + block_tiles() - 1) / block_tiles();
+        if (blocks > 1) {
+            const int64_t workers = std::min(blocks, gemm_max_slots);
+            const int64_t slot = v_floats() + m_floats(block_tiles());
+            parallel_for(workers, work, [&](int64_t b, int64_t e) {
+                float* v = aligned + b * slot;
+                float* m = v + v_floats();
+                for (int64_t blk = b * blocks / workers; blk < e * blocks / workers; ++blk) {
+                    const int64_t t0 = blk * block_tiles(), count = std::min(block_tiles(), tiles - t0);
+                    TilePos pos[winograd_block_tiles];
+                    winograd::Patch patches[winograd_block_tiles];
+                    locate_tiles(g, t0, count, pos, patches);
+                    transform_input(g, in, patches, count, v);
+                    for (int64_t p = 0; p < panels_; ++p) finish_tiles(g, out, act, pos, count, v, p, m);
+                }
+            });
+            return;
+        }
+        TilePos pos[winograd_block_tiles];
+        winograd::Patch patches[winograd_block_tiles];
+        locate_tiles(g, 0, tiles, pos, patches);
+        float* v = aligned;
+        transform_input(g, in, patches, tiles, v);
+        const int64_t row_panels = (tiles + gemm_mr - 1) / gemm_mr, items = panels_ * row_panels;
+        const int64_t workers = std::min(items, gemm_max_slots);
+        parallel_for(workers, work, [&](int64_t b, int64_t e) {
+            float* m = aligned + v_floats() + b * m_floats(gemm_mr);
+            for (int64_t it = b * items / workers; it < e * items / workers; ++it) {
+                const int64_t p = it / row_panels, r0 = it % row_panels * gemm_mr;
+                finish_tiles(g, out, act, pos + r0, std::min<int64_t>(gemm_mr, tiles - r0), v + r0 * cin_, p, m);
+            }
+        });
+    }
+
+private:
+    struct TilePos {
+        int64_t image, oy, ox;  // top-left output pixel
+    };
+
+    // Output positions and input patches of tiles [t0, t0 + count) of the batch.
+    void locate_tiles(const WinogradGeometry& g, int64_t t0, int64_t count, TilePos* pos,
+                      winograd::Patch* patches) const {
+        const int64_t per_image = g.tiles_per_image(), tx_count = g.tiles_x();
+        for (int64_t r = 0; r < count; ++r) {
+            const int64_t t = t0 + r, rem = t % per_image;
+            pos[r] = TilePos{t / per_image, rem / tx_count * winograd::tile_out, rem % tx_count * winograd::tile_out};
+            patches[r] = winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin_, g.in_h, g.in_w, g.pad_top,
+                                            g.pad_left);
+        }
+    }
+
+    // For `count` tiles (at most a block, starting at an MR-panel boundary
+    // of the transformed input `v`, [36][panels][Cin][MR] with positions
+    // v_stride() apart) and output-channel panel p: the 36 GEMMs into `m`
+    // ([count][36][NR], tiles m_row() apart), then the output transform.
+    void finish_tiles(const WinogradGeometry& g, float* out, const ops::Activation& act, const TilePos* pos,
+                      int64_t count, const float* v, int64_t p, float* m) const {
+        constexpr int NR = gemm_nr, P = winograd::positions;
+        for (int xi = 0; xi < P; ++xi) {
+            PackedB src;
+            src.data = u_.data() + (p * P + xi) * cin_ * NR;
+            src.k = cin_;
+            gemm_blocked_serial(count, NR, cin_, v + xi * v_stride(), src, nullptr, m + xi * NR, m_row(),
+                                GemmEpilogue(), false);
+        }
+        switch (act.kind) {
+            case ops::Activation::Kind::none:
+                transform_output(g, out, [](simd::FloatBatch x) { return x; }, pos, count, p, m);
+                break;
+            case ops::Activation::Kind::relu:
+                transform_output(g, out, [](simd::FloatBatch x) { return xsimd::max(x, simd::FloatBatch(0.0f)); },
+                                 pos, count, p, m);
+                break;
+            case ops::Activation::Kind::leaky_relu: {
+                const simd::FloatBatch slope(act.negative_slope);
+                transform_output(
+                    g, out,
+                    [slope](simd::FloatBatch x) { return xsimd::select(x > simd::FloatBatch(0.0f), x, x * slope); },
+                    pos, count, p, m);
+                break;
+            }
+        }
+    }
+
+    // Stores the lanes of `x` (one tile each, tiles r0.. of the block) into
+    // the A panels of one input channel: tile r goes to row r % MR of panel
+    // r / MR, and panels are `panel_stride` floats apart.
+    static void store_lanes(const simd::FloatBatch& x, float* dst, int64_t panel_stride, int64_t r0) {
+        constexpr int W = static_cast<int>(simd::width), MR = gemm_mr;
+#if defined(SALTED_WINOGRAD_AVX512)
+        if constexpr (W == 16 && MR == 8) {  // two half vectors; r0 is a multiple of 16
+            float* d = dst + (r0 / MR) * panel_stride;
+            _mm256_storeu_ps(d, _mm512_castps512_ps256(x));
+            _mm256_storeu_ps(d + panel_stride, _mm512_extractf32x8_ps(x, 1));
+            return;
+        }
+#endif
+        alignas(64) float lanes[W];
+        x.store_aligned(lanes);
+        for (int t = 0; t < W; ++t) {
+            const int64_t r = r0 + t;
+            dst[(r / MR) * panel_stride + r % MR] = lanes[t];
+        }
+    }
+
+    void transform_input(const WinogradGeometry& g, const float* in, const winograd::Patch* patches, int64_t count,
+                         float* v) const {
+        constexpr int W = static_cast<int>(simd::width), MR = gemm_mr, P = winograd::positions;
+        const int64_t plane = g.in_h * g.in_w, panel_stride = cin_ * MR, xi_stride = v_stride();
+        for (int64_t r0 = 0; r0 < count; r0 += W) {
+            const int lanes = static_cast<int>(std::min<int64_t>(W, count - r0));
+            for (int64_t c = 0; c < cin_; ++c) {
+                simd::FloatBatch d[P], tv[P];
+                winograd::load_patches(in, patches + r0, lanes, c * plane, g.in_w, d);
+                winograd::input_transform(d, tv);
+                for (int xi = 0; xi < P; ++xi) store_lanes(tv[xi], v + xi * xi_stride + c * MR, panel_stride, r0);
+            }
+        }
+    }
+
+    // Output transform of panel `panel`'s channels, then bias, `act` and the
+    // store of each tile's valid pixels.
+    template <class Act>
+    void transform_output(const WinogradGeometry& g, float* out, const Act& act, const TilePos* pos, int64_t count,
+                          int64_t panel, const float* m) const {
+        using B = simd::FloatBatch;
+        constexpr int W = static_cast<int>(simd::width), NR = gemm_nr, P = winograd::positions;
+        constexpr int T = winograd::tile_out;
+        const int64_t Ho = g.out_h, Wo = g.out_w, plane = Ho * Wo;
+        for (int64_t r = 0; r < count; ++r) {
+            const TilePos& tp = pos[r];
+            const int rows = static_cast<int>(std::min<int64_t>(T, Ho - tp.oy));
+            const int cols = static_cast<int>(std::min<int64_t>(T, Wo - tp.ox));
+            for (int h = 0; h < NR; h += W) {
+                const int64_t co0 = panel * NR + h;
+                const int lanes = static_cast<int>(std::min<int64_t>(W, cout_ - co0));
+                if (lanes <= 0) break;
+                B mv[P], y[T * T];
+                for (int xi = 0; xi < P; ++xi) mv[xi] = B::load_unaligned(m + r * m_row() + xi * NR + h);
+                winograd::output_transform(mv, y);
+                const B bias = B::load_unaligned(bias_.data() + co0);
+                for (int k = 0; k < T * T; ++k) y[k] = act(y[k] + bias);
+                winograd::store_tile(y, out + ((tp.image * cout_ + co0) * Ho + tp.oy) * Wo + tp.ox, plane, Wo, rows,
+                                     cols, lanes);
+            }
+        }
+    }
+
+    int64_t cin_ = 0, cout_ = 0;
+    int64_t panels_ = 0;  // ceil(Cout / NR)
+    Tensor u_;            // [panels][36][Cin][NR]: G g G^T as packed B panels per position
+    Tensor bias_;         // [panels * NR], zero past Cout (and everywhere without a bias)
+};
+
+namespace ref {
+// Scalar twin of WinogradConv3x3::run: the textbook algorithm tile by tile,
+// from the matrices, with the sums over input channels in double.
+// in [N, Cin, H, W], weight [Cout, Cin, 3, 3].
+inline void winograd_conv3x3(const WinogradGeometry& g, int64_t cin, int64_t cout, const float* in,
+                             const float* weight, const float* bias, const ops::Activation& act, float* out) {
+    constexpr int A = winograd::tile_in, T = winograd::tile_out, P = winograd::positions;
+    const int64_t H = g.in_h, Wd = g.in_w, Ho = g.out_h, Wo = g.out_w;
+    float d[P], v[P], mf[P], y[T * T];
+    double u[P];
+    for (int64_t n = 0; n < g.batch; ++n)
+        for (int64_t ty = 0; ty < g.tiles_y(); ++ty)
+            for (int64_t tx = 0; tx < g.tiles_x(); ++tx)
+                for (int64_t co = 0; co < cout; ++co) {
+                    double acc[P] = {};
+                    for (int64_t ci = 0; ci < cin; ++ci) {
+                        for (int i = 0; i < A; ++i)
+                            for (int j = 0; j < A; ++j) {
+                                const int64_t iy = ty * T + i - g.pad_top, ix = tx * T + j - g.pad_left;
+                                d[i * A + j] = iy >= 0 && iy < H && ix >= 0 && ix < Wd
+                                                   ? in[((n * cin + ci) * H + iy) * Wd + ix]
+                                                   : 0.0f;
+                            }
+                        winograd_input_transform(d, v);
+                        winograd::kernel_transform(weight + (co * cin + ci) * 9, u);
+                        for (int k = 0; k < P; ++k) acc[k] += u[k] * double(v[k]);
+                    }
+                    for (int k = 0; k < P; ++k) mf[k] = static_cast<float>(acc[k]);
+                    winograd_output_transform(mf, y);
+                    for (int i = 0; i < T; ++i)
+                        for (int j = 0; j < T; ++j) {
+                            const int64_t oy = ty * T + i, ox = tx * T + j;
+                            if (oy >= Ho || ox >= Wo) continue;
+                            out[((n * cout + co) * Ho + oy) * Wo + ox] =
+                                act.apply(y[i * T + j] + (bias ? bias[co] : 0.0f));
+                        }
+                }
+}
+}  // namespace ref
+
+}  // namespace kernels
+}  // namespace salted

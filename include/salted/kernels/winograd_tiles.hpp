@@ -1,0 +1,202 @@
+// Moving Winograd tiles between NCHW tensors and SIMD lanes. The transforms
+// (winograd_transforms.hpp) work on one tile per lane (input) or one output
+// channel per lane (output), while a tile's pixels lie in rows of a channel
+// plane: every tile has to be transposed on the way in and on the way out.
+//
+// Done element by element that is 36 scalar loads and stores per tile and
+// channel, more than the transforms and as much as the GEMMs themselves
+// (measured: 3/4 of the run time of a 64->64 32x32 layer). With AVX-512 both
+// directions are register transposes instead: an input patch row is one
+// masked load (the mask also supplies the zero padding, so edge tiles take
+// the same path), 16 tiles' rows become 6 lane vectors in three shuffle
+// stages, and an output tile row of 16 channels becomes 16 four-float stores.
+// Other instruction sets take the portable element-by-element path, which is
+// also the twin the tests compare the AVX-512 path against.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define SALTED_WINOGRAD_AVX512 1
+#endif
+
+#include "salted/core/simd.hpp"
+#include "salted/kernels/winograd_transforms.hpp"
+
+namespace salted {
+namespace kernels {
+namespace winograd {
+
+// Where one tile's 6x6 input patch lies in its image: element (i, j) of the
+// patch in channel c is in[offset + c * plane + i * in_w + j] when bit i of
+// row_mask and bit j of col_mask are set, and zero padding otherwise.
+// `offset` may be negative (padding above or left of the image); it is
+// never dereferenced where a mask bit is clear.
+struct Patch {
+    int64_t offset = 0;
+    uint32_t row_mask = 0;
+    uint32_t col_mask = 0;
+};
+
+// The patch of the tile whose output starts at (oy, ox) of image `image`.
+inline Patch patch_at(int64_t image, int64_t oy, int64_t ox, int64_t channels, int64_t in_h, int64_t in_w,
+                      int64_t pad_top, int64_t pad_left) {
+    const int64_t iy0 = oy - pad_top, ix0 = ox - pad_left;
+    Patch p;
+    p.offset = image * channels * in_h * in_w + iy0 * in_w + ix0;
+    for (int i = 0; i < tile_in; ++i) {
+        if (iy0 + i >= 0 && iy0 + i < in_h) p.row_mask |= 1u << i;
+        if (ix0 + i >= 0 && ix0 + i < in_w) p.col_mask |= 1u << i;
+    }
+    return p;
+}
+
+// d[i * 6 + j], lane t = patch element (i, j) of tile t in the channel at
+// `channel_offset`, for lanes [0, lanes); lanes past that are zero.
+inline void load_patches_portable(const float* in, const Patch* tiles, int lanes, int64_t channel_offset,
+                                  int64_t in_w, simd::FloatBatch* d) {
+    constexpr int W = static_cast<int>(simd::width);
+    alignas(64) float buf[positions * W];
+    for (int t = 0; t < W; ++t) {
+        for (int i = 0; i < tile_in; ++i)
+            for (int j = 0; j < tile_in; ++j) {
+                float v = 0.0f;
+                if (t < lanes && (tiles[t].row_mask >> i & 1u) && (tiles[t].col_mask >> j & 1u))
+                    v = in[tiles[t].offset + channel_offset + i * in_w + j];
+                buf[(i * tile_in + j) * W + t] = v;
+            }
+    }
+    for (int k = 0; k < positions; ++k) d[k] = simd::FloatBatch::load_aligned(buf + k * W);
+}
+
+// Stores tile (rows x cols of the 4x4 y[i * 4 + j]) for each of `lanes`
+// output channels (lane l): channel l's tile starts at dst + l * plane.
+inline void store_tile_portable(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows,
+                                int cols, int lanes) {
+    constexpr int W = static_cast<int>(simd::width);
+    alignas(64) float buf[tile_out * tile_out * W];
+    for (int k = 0; k < tile_out * tile_out; ++k) y[k].store_aligned(buf + k * W);
+    for (int l = 0; l < lanes; ++l) {
+        float* o = dst + l * plane;
+        for (int i = 0; i < rows; ++i)
+            for (int j = 0; j < cols; ++j) o[i * out_w + j] = buf[(i * tile_out + j) * W + l];
+    }
+}
+
+#if defined(SALTED_WINOGRAD_AVX512)
+static_assert(simd::width == 16, "the AVX-512 tile paths assume 16-float batches");
+
+// The shuffles, in their masked forms with an all-ones mask: the same
+// instructions, but GCC 12's plain forms pass _mm512_undefined_ps(), which
+// -Wuninitialized reports wherever they are inlined (GCC bug 105593).
+inline __m512 unpack_lo(__m512 a, __m512 b) { return _mm512_mask_unpacklo_ps(a, 0xffff, a, b); }
+inline __m512 unpack_hi(__m512 a, __m512 b) { return _mm512_mask_unpackhi_ps(a, 0xffff, a, b); }
+template <int Imm>
+inline __m512 shuffle_ps(__m512 a, __m512 b) {
+    return _mm512_mask_shuffle_ps(a, 0xffff, a, b, Imm);
+}
+template <int Imm>
+inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
+    return _mm512_mask_shuffle_f32x4(a, 0xffff, a, b, Imm);
+}
+template <int Imm>
+inline __m128 lane128(__m512 a) {
+    return _mm512_maskz_extractf32x4_ps(0xf, a, Imm);
+}
+
+// Row i of a patch: up to 6 floats by one masked load, zero where the mask is
+// clear. The address is formed as an integer because, for a clear mask, it
+// may lie outside the input (masked lanes are never accessed).
+inline __m256 load_patch_row(const float* in, int64_t index, uint32_t mask) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(in) + static_cast<std::uintptr_t>(index) * sizeof(float);
+    return _mm256_maskz_loadu_ps(static_cast<__mmask8>(mask), reinterpret_cast<const float*>(addr));
+}
+
+// load_patches_portable, by transposes. For patch row i, register z[k]
+// holds row i of tile a(k) in its low half and of tile b(k) in its high half,
+// with a = 0-3, 8-11 and b = 4-7, 12-15: that order makes the three
+// shuffle stages (unpack, shuffle_ps, shuffle_f32x4) deliver column j of
+// tiles 0..15 in lane order.
+inline void load_patches_avx512(const float* in, const Patch* tiles, int lanes, int64_t channel_offset,
+                                int64_t in_w, simd::FloatBatch* d) {
+    constexpr int a_tile[8] = {0, 1, 2, 3, 8, 9, 10, 11};
+    for (int i = 0; i < tile_in; ++i) {
+        __m512 z[8];
+        for (int k = 0; k < 8; ++k) {
+            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+            const int ta = a_tile[k], tb = ta + 4;
+            if (ta < lanes) {
+                const Patch& p = tiles[ta];
+                lo = load_patch_row(in, p.offset + channel_offset + i * in_w, (p.row_mask >> i & 1u) ? p.col_mask : 0);
+            }
+            if (tb < lanes) {
+                const Patch& p = tiles[tb];
+                hi = load_patch_row(in, p.offset + channel_offset + i * in_w, (p.row_mask >> i & 1u) ? p.col_mask : 0);
+            }
+            z[k] = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+        }
+        __m512 t[8], s[8];
+        for (int k = 0; k < 8; k += 4) {
+            t[k] = unpack_lo(z[k], z[k + 1]);
+            t[k + 1] = unpack_hi(z[k], z[k + 1]);
+            t[k + 2] = unpack_lo(z[k + 2], z[k + 3]);
+            t[k + 3] = unpack_hi(z[k + 2], z[k + 3]);
+            // 128-bit lane L of s[k + c] is column c (L even) or c + 4 (L odd)
+            // of the four rows z[k..k+3].
+            s[k] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t[k], t[k + 2]);
+            s[k + 1] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t[k], t[k + 2]);
+            s[k + 2] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t[k + 1], t[k + 3]);
+            s[k + 3] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t[k + 1], t[k + 3]);
+        }
+        simd::FloatBatch* row = d + i * tile_in;
+        for (int c = 0; c < 4; ++c) row[c] = shuffle_f32x4<0x88>(s[c], s[c + 4]);      // columns 0-3
+        for (int c = 0; c < 2; ++c) row[c + 4] = shuffle_f32x4<0xDD>(s[c], s[c + 4]);  // columns 4-5
+    }
+}
+
+// store_tile_portable for a whole tile (4x4) of 16 channels. For each tile
+// row, a 4x4 transpose within each 128-bit lane turns four column vectors
+// into 16 four-float row segments, one per channel.
+inline void store_tile_avx512(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
+    for (int i = 0; i < tile_out; ++i) {
+        const __m512 c0 = y[i * 4], c1 = y[i * 4 + 1], c2 = y[i * 4 + 2], c3 = y[i * 4 + 3];
+        const __m512 t0 = unpack_lo(c0, c1), t1 = unpack_hi(c0, c1);
+        const __m512 t2 = unpack_lo(c2, c3), t3 = unpack_hi(c2, c3);
+        // r[q], 128-bit lane L: the four pixels of channel 4 * L + q.
+        const __m512 r[4] = {shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t0, t2), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t0, t2),
+                             shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t1, t3), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t1, t3)};
+        float* row = dst + i * out_w;
+        for (int q = 0; q < 4; ++q) {
+            _mm_storeu_ps(row + q * plane, lane128<0>(r[q]));
+            _mm_storeu_ps(row + (4 + q) * plane, lane128<1>(r[q]));
+            _mm_storeu_ps(row + (8 + q) * plane, lane128<2>(r[q]));
+            _mm_storeu_ps(row + (12 + q) * plane, lane128<3>(r[q]));
+        }
+    }
+}
+#endif
+
+// The input patches of up to `width` tiles, one per lane (see load_patches_portable).
+inline void load_patches(const float* in, const Patch* tiles, int lanes, int64_t channel_offset, int64_t in_w,
+                         simd::FloatBatch* d) {
+#if defined(SALTED_WINOGRAD_AVX512)
+    load_patches_avx512(in, tiles, lanes, channel_offset, in_w, d);
+#else
+    load_patches_portable(in, tiles, lanes, channel_offset, in_w, d);
+#endif
+}
+
+// One output tile for up to `width` channels, one per lane (see store_tile_portable).
+inline void store_tile(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows, int cols,
+                       int lanes) {
+#if defined(SALTED_WINOGRAD_AVX512)
+    if (rows == tile_out && cols == tile_out && lanes == 16) return store_tile_avx512(y, dst, plane, out_w);
+#endif
+    store_tile_portable(y, dst, plane, out_w, rows, cols, lanes);
+}
+
+}  // namespace winograd
+}  // namespace kernels
+}  // namespace salted

@@ -1,0 +1,69 @@
+"""Parity cases for conv2d layers that take the Winograd F(4x4, 3x3) path
+(3x3, stride 1, dilation 1, groups 1, enough channels; see
+include/salted/kernels/winograd.hpp).
+
+The WideResNet-16-4 and WRN-28-3 stride-1 3x3 layers at their real sizes
+(up to K = 9 x 256, the deepest sum), fed like in the network: ReLU'd,
+batch-norm-scaled activations and He-initialised weights. Plus awkward
+shapes (odd sizes, partial tiles, asymmetric and no padding, leaky ReLU) and
+large-magnitude inputs, since Winograd's error grows with the values the
+transforms mix. test_parity_winograd.cpp checks that each case really takes
+the Winograd path (expect_winograd 1) or not (0).
+"""
+import torch
+import torch.nn.functional as F
+
+from casewriter import Case
+
+ACT_NONE, ACT_RELU, ACT_LEAKY = 0, 1, 2
+
+
+def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.01, bias=True, scale=1.0,
+          expect=1):
+    """pad = (top, left, bottom, right), applied with F.pad when asymmetric."""
+    x = F.relu(torch.randn(n, cin, *hw)) * scale
+    w = torch.randn(cout, cin, 3, 3) * (2.0 / (cin * 9)) ** 0.5
+    b = torch.randn(cout) * 0.1 if bias else None
+    top, left, bottom, right = pad
+    if top == bottom and left == right:
+        y = F.conv2d(x, w, b, padding=(top, left))
+    else:
+        y = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b)
+    if act == ACT_RELU:
+        y = F.relu(y)
+    elif act == ACT_LEAKY:
+        y = F.leaky_relu(y, slope)
+    c = Case(out, name)
+    c.param("cin", cin).param("cout", cout).param("pt", top).param("pl", left).param("pb", bottom)
+    c.param("pr", right).param("act", act).param("slope", float(slope)).param("expect_winograd", expect)
+    c.array("input", x).array("weight", w).array("output", y)
+    if bias:
+        c.array("bias", b)
+    c.close()
+
+
+def generate(out, rng):
+    cases = [
+        # WRN-16-4 stride-1 3x3 convs (batch 1, and 2 where cheap).
+        lambda: _case(out, "wrn16_4_g1_16_64", 1, 16, 64, (32, 32), bias=False),
+        lambda: _case(out, "wrn16_4_g1_64_64", 1, 64, 64, (32, 32), bias=False),
+        lambda: _case(out, "wrn16_4_g2_128_128", 2, 128, 128, (16, 16), bias=False),
+        lambda: _case(out, "wrn16_4_g3_256_256", 2, 256, 256, (8, 8), bias=False),
+        # WRN-28-3: 48, 96, 192 channels (not multiples of the 32-wide panels).
+        lambda: _case(out, "wrn28_3_g1_16_48", 1, 16, 48, (32, 32), bias=False),
+        lambda: _case(out, "wrn28_3_g2_96_96", 1, 96, 96, (16, 16), bias=False),
+        lambda: _case(out, "wrn28_3_g3_192_192", 3, 192, 192, (8, 8), bias=False),
+        # Awkward shapes: partial tiles, asymmetric and no padding, bias and activations.
+        lambda: _case(out, "odd_13x11_asym_pad_leaky", 2, 40, 48, (13, 11), pad=(2, 0, 1, 2), act=ACT_LEAKY,
+                      slope=0.1),
+        lambda: _case(out, "nopad_9x9_relu", 1, 24, 33, (9, 9), pad=(0, 0, 0, 0), act=ACT_RELU),
+        lambda: _case(out, "tiny_3x2_pad2", 3, 17, 70, (3, 2), pad=(2, 2, 2, 2)),
+        lambda: _case(out, "wide_7x40", 1, 32, 32, (7, 40), act=ACT_RELU),
+        # Large values: inputs x 30 (max|y| in the hundreds), K = 9 x 256.
+        lambda: _case(out, "large_values_256", 1, 256, 64, (8, 8), scale=30.0),
+        # Qualifies by shape but not by channels: stays on im2col.
+        lambda: _case(out, "stem_3_16_im2col", 1, 3, 16, (32, 32), bias=False, expect=0),
+    ]
+    for make in cases:
+        make()
+    return len(cases)

@@ -1,0 +1,542 @@
+// Winograd F(4x4, 3x3): the lane transforms against their scalar twins, the
+// scalar Winograd twin and the fast kernel against the direct loop nest
+// ops::ref::conv2d over a grid of awkward shapes, bit-identical results on 1
+// and 2 threads, and conv2d's batch-level threading (both algorithms).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "salted/core/parallel.hpp"
+#include "salted/kernels/winograd.hpp"
+#include "salted/ops/conv2d.hpp"
+
+// Every operator new of this test program is counted, to check that run()
+// allocates nothing once warm (the thread pool starts its threads on first use).
+// GCC cannot tell that these malloc/free pairs replace new/delete.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+std::atomic<long> heap_allocations{0};
+}
+void* operator new(std::size_t n) {
+    heap_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace salted;
+using kernels::WinogradConv3x3;
+using kernels::WinogradGeometry;
+using ops::Activation;
+using ops::Conv2d;
+using ops::Conv2dParams;
+
+namespace {
+
+std::vector<float> random_floats(std::size_t n, uint32_t seed) {
+    std::vector<float> v(n);
+    uint32_t s = seed * 2654435761u + 7;
+    for (auto& x : v) {
+        s = s * 1664525u + 1013904223u;
+        x = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
+    }
+    return v;
+}
+
+// Lowers the work threshold so that small shapes take the threaded paths,
+// and restores the defaults afterwards.
+struct ThreadSetting {
+    explicit ThreadSetting(int threads) {
+        set_num_threads(threads);
+        set_parallel_min_flops(1);
+    }
+    ~ThreadSetting() {
+        set_num_threads(0);
+        set_parallel_min_flops(default_parallel_min_flops);
+    }
+};
+
+// max|a - b| / max(1, max|b|).
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+    double scale = 1, worst = 0;
+    for (float v : b) scale = std::max(scale, double(std::fabs(v)));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double d = std::fabs(double(a[i]) - double(b[i]));
+        if (!(d <= worst)) worst = d;  // NaN propagates
+    }
+    return worst / scale;
+}
+
+// F(4,3) in float32 is a little less exact than the direct sum: measured up
+// to ~3e-6 relative here (K up to 9 x 70, unscaled uniform weights); the
+// PyTorch parity tolerance is 1e-4.
+constexpr double winograd_tolerance = 2e-5;
+
+Conv2dParams conv3x3(int64_t cin, int64_t cout, int64_t pt, int64_t pl, int64_t pb, int64_t pr, Activation act) {
+    Conv2dParams p;
+    p.in_channels = cin;
+    p.out_channels = cout;
+    p.kernel_h = p.kernel_w = 3;
+    p.pad_top = pt;
+    p.pad_left = pl;
+    p.pad_bottom = pb;
+    p.pad_right = pr;
+    p.activation = act;
+    return p;
+}
+
+struct Problem {
+    Conv2dParams p;
+    int64_t batch = 1, h = 1, w = 1;
+    bool with_bias = true;
+    std::vector<float> weight, bias, input, want;
+    Shape in_shape, out_shape;
+
+    Problem(const Conv2dParams& params, int64_t n, int64_t hh, int64_t ww, bool b, uint32_t seed)
+        : p(params), batch(n), h(hh), w(ww), with_bias(b) {
+        const int64_t cin_g = p.in_channels / p.groups;
+        weight = random_floats(p.out_channels * cin_g * p.kernel_h * p.kernel_w, seed);
+        bias = random_floats(p.out_channels, seed + 1);
+        in_shape = Shape({n, p.in_channels, hh, ww});
+        input = random_floats(in_shape.numel(), seed + 2);
+        auto os = ops::detail::conv2d_output_shape(p, in_shape);
+        REQUIRE_MESSAGE(os.ok(), os.message());
+        out_shape = *os;
+        want.assign(out_shape.numel(), NAN);
+        REQUIRE(ops::ref::conv2d(p, ConstTensorView(input.data(), in_shape), weight_view(), bias_view(),
+                                 TensorView(want.data(), out_shape))
+                    .ok());
+    }
+    ConstTensorView weight_view() const {
+        return ConstTensorView(weight.data(),
+                               Shape({p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w}));
+    }
+    ConstTensorView bias_view() const {
+        return with_bias ? ConstTensorView(bias.data(), Shape({p.out_channels})) : ConstTensorView();
+    }
+    WinogradGeometry geometry() const {
+        WinogradGeometry g;
+        g.batch = batch;
+        g.in_h = h;
+        g.in_w = w;
+        g.pad_top = p.pad_top;
+        g.pad_left = p.pad_left;
+        g.out_h = out_shape[2];
+        g.out_w = out_shape[3];
+        return g;
+    }
+    std::string describe() const {
+        return "cin=" + std::to_string(p.in_channels) + " cout=" + std::to_string(p.out_channels) + " in=" +
+               std::to_string(batch) + "x" + std::to_string(h) + "x" + std::to_string(w) + " pad=" +
+               std::to_string(p.pad_top) + "," + std::to_string(p.pad_left) + "," + std::to_string(p.pad_bottom) +
+               "," + std::to_string(p.pad_right) + " bias=" + std::to_string(with_bias) +
+               " act=" + std::to_string(static_cast<int>(p.activation.kind));
+    }
+};
+
+// The fast kernel with exactly the workspace it asks for, followed by guard
+// values that must survive.
+std::vector<float> run_kernel(const Problem& pb) {
+    auto wk = WinogradConv3x3::create(pb.p.in_channels, pb.p.out_channels, pb.weight.data(),
+                                      pb.with_bias ? pb.bias.data() : nullptr);
+    REQUIRE_MESSAGE(wk.ok(), wk.message());
+    const WinogradGeometry g = pb.geometry();
+    const auto need = static_cast<std::size_t>(wk->workspace_floats(g));
+    std::vector<float> ws(need + 64, 777.0f), out(pb.out_shape.numel(), NAN);
+    wk->run(g, pb.input.data(), out.data(), pb.p.activation, ws.data());
+    for (std::size_t i = need; i < ws.size(); ++i) REQUIRE(ws[i] == 777.0f);
+    return out;
+}
+
+std::vector<float> run_conv(const Conv2d& conv, const Problem& pb) {
+    const std::size_t need = conv.workspace_floats(pb.in_shape);
+    std::vector<float> ws(need + 64, 777.0f), out(pb.out_shape.numel(), NAN);
+    auto st = conv.run(ConstTensorView(pb.input.data(), pb.in_shape), TensorView(out.data(), pb.out_shape), ws.data());
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    for (std::size_t i = need; i < ws.size(); ++i) REQUIRE(ws[i] == 777.0f);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("winograd lane transforms equal their scalar twins on every lane") {
+    using B = simd::FloatBatch;
+    constexpr int W = static_cast<int>(simd::width);
+    auto d = random_floats(36 * W, 5);
+    auto m = random_floats(36 * W, 6);
+    B dv[36], vv[36], mv[36], yv[16];
+    for (int k = 0; k < 36; ++k) {
+        dv[k] = B::load_unaligned(d.data() + k * W);
+        mv[k] = B::load_unaligned(m.data() + k * W);
+    }
+    kernels::winograd::input_transform(dv, vv);
+    kernels::winograd::output_transform(mv, yv);
+    alignas(64) float lanes_v[36][W], lanes_y[16][W];
+    for (int k = 0; k < 36; ++k) vv[k].store_aligned(lanes_v[k]);
+    for (int k = 0; k < 16; ++k) yv[k].store_aligned(lanes_y[k]);
+    for (int t = 0; t < W; ++t) {
+        float dt[36], mt[36], v_ref[36], y_ref[16];
+        for (int k = 0; k < 36; ++k) {
+            dt[k] = d[k * W + t];
+            mt[k] = m[k * W + t];
+        }
+        kernels::ref::winograd_input_transform(dt, v_ref);
+        kernels::ref::winograd_output_transform(mt, y_ref);
+        INFO("lane " << t);
+        // Inputs in [-1, 1] and coefficient sums up to 100 (B) and 289 (A):
+        // a few float ulps of such values.
+        for (int k = 0; k < 36; ++k) CHECK(std::fabs(lanes_v[k][t] - v_ref[k]) <= 2e-5f);
+        for (int k = 0; k < 16; ++k) CHECK(std::fabs(lanes_y[k][t] - y_ref[k]) <= 5e-5f);
+    }
+}
+
+TEST_CASE("winograd tile loads and stores move exactly the right elements") {
+    // load_patches / store_tile take the AVX-512 transposes where available;
+    // both must agree element for element with the definition, for interior
+    // and edge patches (masks) and for partly filled lane groups.
+    using B = simd::FloatBatch;
+    namespace wg = kernels::winograd;
+    constexpr int W = static_cast<int>(simd::width);
+    const int64_t C = 3, H = 9, Wd = 11;
+    auto in = random_floats(2 * C * H * Wd, 21);
+    int patches_checked = 0;
+    for (int lanes : {W, W - 3, 1}) {
+        // Tiles at every offset of a 9x11 image padded by 2 on the top and left.
+        std::vector<wg::Patch> tiles(W);
+        std::vector<int64_t> iy0(W), ix0(W), image(W);
+        for (int t = 0; t < W; ++t) {
+            image[t] = t % 2;
+            const int64_t oy = (t * 3) % 8, ox = (t * 5) % 10;
+            tiles[t] = wg::patch_at(image[t], oy, ox, C, H, Wd, 2, 2);
+            iy0[t] = oy - 2;
+            ix0[t] = ox - 2;
+        }
+        for (int64_t c = 0; c < C; ++c) {
+            B d[36];
+            wg::load_patches(in.data(), tiles.data(), lanes, c * H * Wd, Wd, d);
+            alignas(64) float got[36][W];
+            for (int k = 0; k < 36; ++k) d[k].store_aligned(got[k]);
+            for (int t = 0; t < W; ++t)
+                for (int i = 0; i < 6; ++i)
+                    for (int j = 0; j < 6; ++j) {
+                        const int64_t y = iy0[t] + i, x = ix0[t] + j;
+                        float want = 0.0f;
+                        if (t < lanes && y >= 0 && y < H && x >= 0 && x < Wd)
+                            want = in[((image[t] * C + c) * H + y) * Wd + x];
+                        INFO("lanes " << lanes << " tile " << t << " c " << c << " (" << i << "," << j << ")");
+                        REQUIRE(got[i * 6 + j][t] == want);
+                    }
+            patches_checked += lanes;
+        }
+    }
+    CHECK(patches_checked == 3 * (W + W - 3 + 1));
+
+    // Stores: whole tiles of W channels, clipped tiles, fewer channels.
+    const int64_t Ho = 7, Wo = 9, plane = Ho * Wo;
+    auto vals = random_floats(16 * W, 22);
+    B y[16];
+    for (int k = 0; k < 16; ++k) y[k] = B::load_unaligned(vals.data() + k * W);
+    int stores_checked = 0;
+    for (int rows : {4, 3, 1})
+        for (int cols : {4, 2})
+            for (int lanes : {W, 5}) {
+                std::vector<float> out(W * plane, -9.0f);
+                const int64_t oy = 2, ox = 3;
+                wg::store_tile(y, out.data() + oy * Wo + ox, plane, Wo, rows, cols, lanes);
+                for (int l = 0; l < W; ++l)
+                    for (int64_t py = 0; py < Ho; ++py)
+                        for (int64_t px = 0; px < Wo; ++px) {
+                            const int64_t i = py - oy, j = px - ox;
+                            const bool inside = l < lanes && i >= 0 && i < rows && j >= 0 && j < cols;
+                            const float want = inside ? vals[(i * 4 + j) * W + l] : -9.0f;
+                            INFO("rows " << rows << " cols " << cols << " lanes " << lanes);
+                            REQUIRE(out[l * plane + py * Wo + px] == want);
+                        }
+                ++stores_checked;
+            }
+    CHECK(stores_checked == 12);
+}
+
+TEST_CASE("winograd kernel transform reproduces a 3x3 correlation through the three matrices") {
+    // A single 6x6 tile, one channel: A^T [U (.) B^T d B] A equals the direct
+    // 4x4 correlation of d with g.
+    auto g = random_floats(9, 11);
+    auto d = random_floats(36, 12);
+    double u[36];
+    kernels::winograd::kernel_transform(g.data(), u);
+    float v[36], mprod[36], y[16];
+    kernels::ref::winograd_input_transform(d.data(), v);
+    for (int k = 0; k < 36; ++k) mprod[k] = static_cast<float>(u[k] * v[k]);
+    kernels::ref::winograd_output_transform(mprod, y);
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+            double s = 0;
+            for (int ky = 0; ky < 3; ++ky)
+                for (int kx = 0; kx < 3; ++kx) s += double(g[ky * 3 + kx]) * d[(i + ky) * 6 + j + kx];
+            CHECK(std::fabs(y[i * 4 + j] - s) <= 1e-5);
+        }
+}
+
+TEST_CASE("scalar winograd twin matches the direct convolution") {
+    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.2f)};
+    int ran = 0;
+    uint32_t seed = 300;
+    for (int64_t cin : {1, 5})
+        for (int64_t size : {1, 4, 7, 10}) {
+            ++seed;
+            Problem pb(conv3x3(cin, 3, 1 + seed % 2, (seed / 3) % 3, 1, 1 + (seed / 5) % 2, acts[seed % 3]), 2,
+                       size, size + 1, seed % 2 == 0, seed);
+            std::vector<float> out(pb.out_shape.numel(), NAN);
+            kernels::ref::winograd_conv3x3(pb.geometry(), cin, 3, pb.input.data(), pb.weight.data(),
+                                           pb.with_bias ? pb.bias.data() : nullptr, pb.p.activation, out.data());
+            INFO(pb.describe());
+            CHECK(relative_error(out, pb.want) <= winograd_tolerance);
+            ++ran;
+        }
+    CHECK(ran == 8);
+}
+
+TEST_CASE("winograd kernel matches ref::conv2d over a grid, identically on 1, 2 and 3 threads") {
+    // Channel counts around and between the SIMD width (16), MR (8) and NR
+    // (32); sizes from 1x1 (smaller than a tile) to 33x33 (a partial tile
+    // column and row); every padding from none to 2, asymmetric too.
+    const int64_t cins[] = {1, 3, 8, 16, 17, 33, 70};
+    const int64_t couts[] = {1, 8, 15, 32, 33, 70};
+    const int64_t sizes[][2] = {{1, 1}, {2, 3}, {3, 3}, {4, 4}, {5, 9}, {6, 6}, {8, 8}, {11, 7}, {16, 16}, {33, 33}};
+    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
+    uint32_t seed = 1;
+    int ran = 0, threaded_parts = 0;
+    double worst = 0;
+    for (int64_t cin : cins)
+        for (int64_t cout : couts)
+            for (int variant = 0; variant < 3; ++variant) {
+                ++seed;
+                const auto& sz = sizes[(seed * 7 + variant) % 10];
+                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
+                // Shapes whose output would be empty are conv2d's error path, not ours.
+                if (sz[0] + pt + pb_ < 3 || sz[1] + pl + pr < 3) continue;
+                const int64_t batch = variant == 1 ? 3 : 1;
+                // The biggest channel counts only on the small sizes, to keep the
+                // double-precision reference quick.
+                if (cin * cout > 1000 && sz[0] * sz[1] > 100) continue;
+                Problem pb(conv3x3(cin, cout, pt, pl, pb_, pr, acts[seed % 3]), batch, sz[0], sz[1], seed % 4 != 0,
+                           seed);
+                std::vector<std::vector<float>> outs;
+                for (int threads : {1, 2, 3}) {
+                    ThreadSetting ts(threads);
+                    outs.push_back(run_kernel(pb));
+                }
+                INFO(pb.describe());
+                const double err = relative_error(outs[0], pb.want);
+                worst = std::max(worst, err);
+                CHECK(err <= winograd_tolerance);
+                CHECK(outs[1] == outs[0]);
+                CHECK(outs[2] == outs[0]);
+                if (cout > kernels::gemm_nr && batch == 1) ++threaded_parts;
+                ++ran;
+            }
+    MESSAGE("worst relative error " << worst);
+    CHECK(ran >= 100);
+    CHECK(threaded_parts >= 10);  // batch 1 with several channel panels: the split-panel path
+}
+
+TEST_CASE("winograd kernel: many blocks, blocks spanning images, wide channels") {
+    // 16x16 and 32x32 maps in batches: tiles of several images share a block
+    // and the threads share the blocks; a tile count that no block size divides.
+    struct Case {
+        int64_t cin, cout, batch, h, w;
+    } cases[] = {{64, 64, 2, 32, 32}, {48, 40, 3, 13, 18}, {130, 20, 2, 16, 16}, {16, 96, 5, 9, 9}, {256, 40, 1, 8, 8}};
+    uint32_t seed = 900;
+    for (const auto& c : cases) {
+        Problem pb(conv3x3(c.cin, c.cout, 1, 1, 1, 1, Activation::relu()), c.batch, c.h, c.w, true, ++seed);
+        std::vector<std::vector<float>> outs;
+        for (int threads : {1, 2, 3}) {
+            ThreadSetting ts(threads);
+            outs.push_back(run_kernel(pb));
+        }
+        INFO(pb.describe());
+        CHECK(relative_error(outs[0], pb.want) <= winograd_tolerance);
+        CHECK(outs[1] == outs[0]);
+        CHECK(outs[2] == outs[0]);
+    }
+}
+
+TEST_CASE("conv2d takes the winograd path where it qualifies, and it matches ref") {
+    Problem wrn(conv3x3(64, 64, 1, 1, 1, 1, Activation::relu()), 2, 16, 16, true, 41);
+    auto conv = Conv2d::create(wrn.p, wrn.weight_view(), wrn.bias_view());
+    REQUIRE(conv.ok());
+    CHECK(conv->uses_winograd(wrn.in_shape));
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2}) {
+        ThreadSetting ts(threads);
+        outs.push_back(run_conv(*conv, wrn));
+    }
+    CHECK(relative_error(outs[0], wrn.want) <= winograd_tolerance);
+    CHECK(outs[1] == outs[0]);
+
+    // Not 3x3 stride-1 dilation-1 ungrouped: im2col.
+    auto uses = [](Conv2dParams p, Shape in) {
+        std::vector<float> w(p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w, 0.5f);
+        auto c = Conv2d::create(
+            p, ConstTensorView(w.data(), Shape({p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w})),
+            ConstTensorView());
+        REQUIRE(c.ok());
+        return c->uses_winograd(in);
+    };
+    Conv2dParams p = conv3x3(64, 64, 1, 1, 1, 1, Activation::none());
+    CHECK(uses(p, Shape({1, 64, 16, 16})));
+    Conv2dParams s2 = p;
+    s2.stride_w = 2;
+    CHECK(!uses(s2, Shape({1, 64, 16, 16})));
+    Conv2dParams d2 = p;
+    d2.dilation_h = 2;
+    CHECK(!uses(d2, Shape({1, 64, 16, 16})));
+    Conv2dParams g2 = p;
+    g2.groups = 2;
+    CHECK(!uses(g2, Shape({1, 64, 16, 16})));
+    Conv2dParams k5 = p;
+    k5.kernel_h = k5.kernel_w = 5;
+    CHECK(!uses(k5, Shape({1, 64, 16, 16})));
+    CHECK(!uses(p, Shape({1, 63, 16, 16})));  // invalid input: no path
+}
+
+TEST_CASE("winograd heuristic: consistent, and one conv2d switches algorithm by input size") {
+    int checked = 0;
+    for (int64_t cin : {1, 4, 7, 8, 16, 64, 256})
+        for (int64_t cout : {1, 8, 15, 16, 31, 32, 256})
+            for (int64_t hw : {1, 3, 4, 8, 9, 16, 32}) {
+                const bool any = kernels::winograd_worth_it_for_any_size(cin, cout);
+                const bool here = kernels::winograd_worth_it(cin, cout, hw, hw);
+                const bool channels = kernels::winograd_channels_worth_it(cin, cout);
+                CHECK((!any || here));       // "any size" includes this size
+                CHECK((!here || channels));  // no size without the channels
+                ++checked;
+            }
+    CHECK(checked == 7 * 7 * 7);
+
+    // 12 -> 16: Winograd on 16x16 maps, im2col on 8x8 ones, from one object.
+    Problem big(conv3x3(12, 16, 1, 1, 1, 1, Activation::relu()), 2, 16, 16, true, 61);
+    Problem small(conv3x3(12, 16, 1, 1, 1, 1, Activation::relu()), 2, 8, 8, true, 61);
+    auto conv = Conv2d::create(big.p, big.weight_view(), big.bias_view());
+    REQUIRE(conv.ok());
+    CHECK(conv->uses_winograd(big.in_shape));
+    CHECK(!conv->uses_winograd(small.in_shape));
+    CHECK(relative_error(run_conv(*conv, big), big.want) <= winograd_tolerance);
+    CHECK(relative_error(run_conv(*conv, small), small.want) <= 1e-5);
+}
+
+TEST_CASE("conv2d batch threading: images on threads, bit-identical to one thread") {
+    // im2col layers (5x5, strided, grouped, 1x1 plain GEMM) and a Winograd
+    // one, at batch sizes that split evenly, unevenly (5 on 2 threads: many
+    // images) and that fall back to per-GEMM threading (3 on 2 threads).
+    struct Case {
+        int64_t cin, cout, k, stride, groups, pad, batch, h, w;
+    } cases[] = {
+        {32, 32, 5, 1, 1, 0, 4, 12, 12},   // LeNet conv3-like: small per image
+        {6, 9, 3, 2, 3, 1, 5, 11, 10},     // grouped, strided
+        {19, 33, 1, 1, 1, 0, 8, 9, 13},    // 1x1 plain GEMM
+        {7, 16, 5, 1, 1, 2, 3, 10, 12},    // 3 images on 2 threads
+        {24, 40, 3, 1, 1, 1, 6, 12, 12},   // Winograd, 6 images
+        {3, 8, 3, 1, 1, 1, 2, 9, 9},       // 3x3 stride 1 with few channels
+    };
+    uint32_t seed = 500;
+    for (const auto& c : cases) {
+        Conv2dParams p;
+        p.in_channels = c.cin;
+        p.out_channels = c.cout;
+        p.kernel_h = p.kernel_w = c.k;
+        p.stride_h = p.stride_w = c.stride;
+        p.groups = c.groups;
+        p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = c.pad;
+        p.activation = Activation::leaky_relu(0.05f);
+        Problem pb(p, c.batch, c.h, c.w, true, ++seed);
+        auto conv = Conv2d::create(p, pb.weight_view(), pb.bias_view());
+        REQUIRE(conv.ok());
+        std::vector<std::vector<float>> outs;
+        for (int threads : {1, 2}) {
+            ThreadSetting ts(threads);
+            outs.push_back(run_conv(*conv, pb));
+        }
+        // And with the default threshold (these layers are small: serial).
+        set_num_threads(2);
+        outs.push_back(run_conv(*conv, pb));
+        set_num_threads(0);
+        INFO(pb.describe() << " k=" << c.k << " stride=" << c.stride << " groups=" << c.groups
+                           << " winograd=" << conv->uses_winograd(pb.in_shape));
+        const double tol = conv->uses_winograd(pb.in_shape) ? winograd_tolerance : 1e-5;
+        CHECK(relative_error(outs[0], pb.want) <= tol);
+        CHECK(outs[1] == outs[0]);
+        CHECK(outs[2] == outs[0]);
+    }
+}
+
+TEST_CASE("conv2d workspace does not depend on the thread count") {
+    Problem pb(conv3x3(32, 64, 1, 1, 1, 1, Activation::none()), 16, 8, 8, false, 77);
+    auto conv = Conv2d::create(pb.p, pb.weight_view(), pb.bias_view());
+    REQUIRE(conv.ok());
+    Conv2dParams p5 = pb.p;
+    p5.kernel_h = p5.kernel_w = 5;
+    p5.pad_top = p5.pad_left = p5.pad_bottom = p5.pad_right = 2;
+    std::vector<float> w5(64 * 32 * 25, 0.1f);
+    auto conv5 = Conv2d::create(p5, ConstTensorView(w5.data(), Shape({64, 32, 5, 5})), ConstTensorView());
+    REQUIRE(conv5.ok());
+    std::vector<std::size_t> sizes;
+    for (int threads : {1, 2, 3}) {
+        ThreadSetting ts(threads);
+        sizes.push_back(conv->workspace_floats(pb.in_shape));
+        sizes.push_back(conv5->workspace_floats(pb.in_shape));
+    }
+    CHECK(sizes[0] == sizes[2]);
+    CHECK(sizes[0] == sizes[4]);
+    CHECK(sizes[1] == sizes[3]);
+    CHECK(sizes[1] == sizes[5]);
+    CHECK(sizes[0] > 0);
+    CHECK(sizes[1] > 0);
+}
+
+TEST_CASE("conv2d run allocates nothing once warm, on both algorithms and any thread count") {
+    {  // The counter sees ordinary allocations.
+        const long before = heap_allocations.load();
+        std::vector<float>* v = new std::vector<float>(100);
+        const long seen = heap_allocations.load() - before;
+        delete v;
+        CHECK(seen == 2);
+    }
+    Problem wino(conv3x3(32, 48, 1, 1, 1, 1, Activation::relu()), 3, 12, 12, true, 91);
+    Conv2dParams p5;
+    p5.in_channels = 8;
+    p5.out_channels = 16;
+    p5.kernel_h = p5.kernel_w = 5;
+    Problem im2col(p5, 4, 12, 12, true, 92);
+    for (Problem* pb : {&wino, &im2col}) {
+        auto conv = Conv2d::create(pb->p, pb->weight_view(), pb->bias_view());
+        REQUIRE(conv.ok());
+        std::vector<float> ws(conv->workspace_floats(pb->in_shape)), out(pb->out_shape.numel());
+        const ConstTensorView in(pb->input.data(), pb->in_shape);
+        const TensorView o(out.data(), pb->out_shape);
+        for (int threads : {1, 2}) {
+            ThreadSetting ts(threads);
+            bool ok = conv->run(in, o, ws.data()).ok();  // warm: the pool may start its threads
+            const long before = heap_allocations.load();
+            for (int i = 0; i < 3; ++i) ok = ok && conv->run(in, o, ws.data()).ok();
+            const long during = heap_allocations.load() - before;
+            INFO("winograd=" << conv->uses_winograd(pb->in_shape) << " threads=" << threads);
+            CHECK(ok);
+            CHECK(during == 0);
+        }
+        CHECK(relative_error(out, pb->want) <= winograd_tolerance);
+    }
+}
