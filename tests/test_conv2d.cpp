@@ -159,6 +159,72 @@ TEST_CASE("conv2d matches ref over a generated grid") {
     CHECK(ran == 2 * 5 * 3 * 2 * 3);
 }
 
+TEST_CASE("conv2d direct path matches ref over a generated grid, on 1 and 2 threads") {
+    const int64_t kernels[][2] = {{3, 3}, {5, 5}, {1, 5}, {3, 5}, {2, 1}};
+    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
+    uint32_t seed = 500;
+    int direct = 0;
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        for (const auto& k : kernels)
+            for (int64_t stride = 1; stride <= 2; ++stride)
+                for (int64_t cout : {32, 45, 70}) {
+                    ++seed;
+                    const int64_t cin = 12 + seed % 5;  // K = cin * kh * kw >= 24
+                    Conv2dParams p = params(cin, cout, k[0], k[1]);
+                    p.stride_h = stride;
+                    p.stride_w = 1 + seed % 2;
+                    p.dilation_h = 1 + seed % 2;
+                    p.dilation_w = 1 + (seed / 2) % 2;
+                    p.pad_top = seed % 2;
+                    p.pad_left = (seed / 3) % 3;
+                    p.pad_bottom = (seed / 2) % 2;
+                    p.pad_right = (seed / 5) % 2;
+                    p.activation = acts[seed % 3];
+                    const int64_t batch = 1 + 2 * (seed % 3);  // 1, 3, 5: odd batches on 2 threads too
+                    const int64_t h = (p.kernel_h - 1) * p.dilation_h + 1 + seed % 6;
+                    const int64_t w = (p.kernel_w - 1) * p.dilation_w + 1 + (seed * 7) % 19;
+                    Shape ws_shape({cout, cin, p.kernel_h, p.kernel_w});
+                    auto weight = random_floats(ws_shape.numel(), seed);
+                    auto conv = Conv2d::create(p, ConstTensorView(weight.data(), ws_shape), ConstTensorView());
+                    REQUIRE(conv.ok());
+                    const bool wino = conv->uses_winograd(Shape({batch, cin, h, w}));
+                    CHECK((conv->uses_direct(Shape({batch, cin, h, w})) || wino));
+                    direct += wino ? 0 : 1;
+                    check_conv(p, batch, h, w, seed % 4 != 0, seed);
+                }
+    }
+    set_num_threads(0);
+    CHECK(direct > 40);
+}
+
+TEST_CASE("conv2d direct path: results do not depend on the thread count") {
+    Conv2dParams p = params(11, 40, 3, 5);
+    p.stride_w = 2;
+    p.pad_top = p.pad_right = 1;
+    p.activation = Activation::relu();
+    const Shape is({6, 11, 13, 31});
+    auto weight = random_floats(40 * 11 * 15, 9);
+    auto bias = random_floats(40, 10);
+    auto input = random_floats(is.numel(), 11);
+    auto conv = Conv2d::create(p, ConstTensorView(weight.data(), Shape({40, 11, 3, 5})),
+                               ConstTensorView(bias.data(), Shape({40})));
+    REQUIRE(conv.ok());
+    REQUIRE(conv->uses_direct(is));
+    auto os = conv->output_shape(is);
+    REQUIRE(os.ok());
+    std::vector<float> ws(conv->workspace_floats(is));
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        outs.emplace_back(os->numel());
+        REQUIRE(conv->run(ConstTensorView(input.data(), is), TensorView(outs.back().data(), *os), ws.data()).ok());
+    }
+    set_num_threads(0);
+    CHECK(outs[1] == outs[0]);
+    CHECK(outs[2] == outs[0]);
+}
+
 TEST_CASE("conv2d special shapes: 1x1 plain GEMM, multi-block, reference-model layers") {
     for (int threads : {1, 2}) {
         set_num_threads(threads);
