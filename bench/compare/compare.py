@@ -540,7 +540,7 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     started = datetime.datetime.now(datetime.timezone.utc)
-    out = pathlib.Path(args.out or build / "compare-results" / started.strftime("%Y%m%d-%H%M%S"))
+    out = pathlib.Path(args.out or build / "compare-results" / started.strftime("%Y%m%d-%H%M%S")).resolve()  # workers run elsewhere
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "outputs").mkdir(parents=True, exist_ok=True)
 
