@@ -4,10 +4,14 @@
 //  - a rejected file has an error message that names the model (prefix "model: ");
 //  - with the hashes checked, an accepted file is accepted again unchanged and
 //    every prefix of it is rejected (cheap: a few prefixes);
-//  - for an accepted model with a test vector and small activations, the
-//    planned Session and the unplanned replay agree bit for bit, and at a cut
-//    (one per input, picked from its size, to keep runs fast) head + tail
-//    equals the whole model bit for bit.
+//  - for an accepted model with a test vector and small activations, loaded
+//    without salt folding, the planned Session and the unplanned replay agree
+//    bit for bit, and at a cut (one per input, picked from its size, to keep
+//    runs fast) head + tail equals the whole model bit for bit;
+//  - loaded with salt folding (the default), the whole model succeeds or
+//    fails with the unfolded one and gives the same shape; when the file's
+//    own test vector checks out, the outputs also agree within its tolerance
+//    (the fold sums in another order, so not bit for bit).
 // The hashes are mostly *not* checked here: nearly every mutation would fail
 // them, and the fuzzer should reach the graph checks behind them.
 // fuzz-max-len: 65536
@@ -46,11 +50,34 @@ int64_t activation_floats(const graph::Model& m, int64_t batch) {
     return total;
 }
 
+bool small_enough(const graph::Model& m) {
+    const io::ModelFile& f = m.file();
+    if (!f.has_test_vector()) return false;
+    const int64_t batch = f.test_vector().batch;
+    return activation_floats(m, batch) <= (int64_t(1) << 20) && m.flops_per_item() * batch <= (int64_t(1) << 27);
+}
+
+// `unfolded` was loaded with fold_salt off, `folded` from the same bytes with it on.
+void check_fold(const graph::Model& unfolded, const graph::Model& folded) {
+    if (!folded.salt_fold()) return;
+    const io::ModelFile& f = unfolded.file();
+    std::vector<ConstTensorView> in;
+    for (const io::TensorEntry& t : f.test_vector().inputs) in.push_back(t.view());
+    auto a = graph::Session::whole(unfolded);
+    auto b = graph::Session::whole(folded);
+    if (!a.ok() || !b.ok()) fail("Session::whole failed on a loaded model");
+    auto ya = a->run(in);
+    auto yb = b->run(in);
+    if (ya.ok() != yb.ok()) fail("folded and unfolded runs disagree on success");
+    if (!ya.ok()) return;
+    if (ya->shape != yb->shape) fail("folded and unfolded runs give different shapes");
+    if (!graph::verify_test_vector(unfolded).ok()) return;  // mutated numbers: no tolerance to hold them to
+    if (!graph::compare_outputs(*yb, *ya).ok()) fail("the folded run differs from the unfolded one");
+}
+
 void exercise(const graph::Model& m, std::size_t pick) {
     const io::ModelFile& f = m.file();
-    if (!f.has_test_vector()) return;
-    const int64_t batch = f.test_vector().batch;
-    if (activation_floats(m, batch) > (int64_t(1) << 20) || m.flops_per_item() * batch > (int64_t(1) << 27)) return;
+    if (!small_enough(m)) return;
     std::vector<ConstTensorView> in;
     for (const io::TensorEntry& t : f.test_vector().inputs) in.push_back(t.view());
     auto ref = graph::run_unplanned(m, in);
@@ -88,6 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     graph::LoadOptions fast;
     fast.verify_hash = false;
     fast.verify_test_vector = false;
+    fast.fold_salt = false;
     auto m = graph::Model::parse(data, size, fast);
     if (!m.ok()) {
         if (m.message().compare(0, 7, "model: ") != 0) {
@@ -97,6 +125,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
         return 0;
     }
     exercise(*m, size);
+    if (small_enough(*m)) {
+        graph::LoadOptions folding = fast;
+        folding.fold_salt = true;
+        auto mf = graph::Model::parse(data, size, folding);
+        if (!mf.ok()) fail("a model that loads unfolded does not load folded");
+        check_fold(*m, *mf);
+    }
     (void)graph::verify_test_vector(*m);
     // With every check on, a file that loads keeps loading, and its prefixes do not.
     graph::LoadOptions strict;
