@@ -238,6 +238,75 @@ TEST_CASE("session: steady-state runs allocate nothing, at any batch size seen b
     CHECK(g_allocations.load() == before);
 }
 
+// Micro-batches (Session::set_micro_batch) run the range on a few items at a
+// time; items are independent, so the result is the one-shot run's, bit for
+// bit, whatever the slice and the remainder.
+TEST_CASE("session: micro-batched runs equal the one-shot run bit for bit") {
+    for (const char* name : fixtures) {
+        CAPTURE(std::string(name));
+        Model m = load(name);
+        Batch b = random_batch(m, 7, 21);
+        const std::vector<ConstTensorView> in{b.x.view(), b.salt.view()};
+        auto whole = Session::whole(m);
+        REQUIRE(whole.ok());
+        whole->set_micro_batch(1000);
+        CHECK(whole->slice_size(7) == 7);
+        auto y = whole->run(in);
+        REQUIRE_MESSAGE(y.ok(), y.message());
+        for (int64_t slice : {1, 2, 3, 6, 7, 0}) {
+            CAPTURE(slice);
+            auto s = Session::whole(m);
+            REQUIRE(s.ok());
+            s->set_micro_batch(slice);
+            if (slice > 0) CHECK(s->slice_size(7) == slice);
+            auto z = s->run(in);
+            REQUIRE_MESSAGE(z.ok(), z.message());
+            CHECK(bit_equal(*z, *y));
+            // Head + tail in micro-batches too (the first cut).
+            if (m.cuts().empty()) continue;
+            const graph::CutPoint& cut = m.cuts()[0];
+            auto head = Session::create(m, 0, cut.position), tail = Session::create(m, cut.position, m.node_count());
+            REQUIRE(head.ok());
+            REQUIRE(tail.ok());
+            head->set_micro_batch(slice);
+            tail->set_micro_batch(slice);
+            auto zc = head->run(in);
+            REQUIRE_MESSAGE(zc.ok(), zc.message());
+            std::vector<ConstTensorView> tin;
+            for (int v : tail->input_values()) tin.push_back(v == cut.value ? *zc : in[m.value(v).is_salt ? 1 : 0]);
+            auto out = tail->run(tin);
+            REQUIRE_MESSAGE(out.ok(), out.message());
+            CHECK(out->shape == y->shape);
+        }
+    }
+}
+
+TEST_CASE("session: micro-batched runs allocate nothing after the first, and name the items of an error") {
+    Model m = load("tiny_lenet_cnn_salt.salted");
+    Batch b7 = random_batch(m, 7, 3), b5 = random_batch(m, 5, 4);
+    auto s = Session::whole(m);
+    REQUIRE(s.ok());
+    s->set_micro_batch(3);
+    const std::vector<ConstTensorView> in7{b7.x.view(), b7.salt.view()}, in5{b5.x.view(), b5.salt.view()};
+    REQUIRE(s->run(in7).ok());
+    REQUIRE(s->run(in5).ok());
+    const long before = g_allocations.load();
+    for (int k = 0; k < 3; ++k) {
+        CHECK(s->run(in7).ok());
+        CHECK(s->run(in5).ok());
+    }
+    CHECK(g_allocations.load() == before);
+    CHECK(s->memory_bytes() > 0);
+    // Item 4 is item 1 of the second micro-batch [3, 5].
+    Tensor salt = std::move(Tensor::copy_of(b7.salt.view())).value();
+    salt[4] = 10.0f;
+    auto r = s->run({b7.x.view(), salt.view()});
+    CHECK(!r.ok());
+    CHECK(r.message().find("salt[1]") != std::string::npos);
+    CHECK(r.message().find("(in items 3..5 of the batch)") != std::string::npos);
+    CHECK(s->run(in7).ok());
+}
+
 TEST_CASE("planner: values alive at the same time never share bytes") {
     for (const char* name : fixtures)
         for (bool fold : {true, false}) {

@@ -6,7 +6,8 @@
 // per row: the time of these models does not depend on the values. After
 // --warmup runs (which also plan the buffers), --iters runs are timed one by
 // one; the median is the figure to quote (the machine is shared, so min and
-// max show the spread). --layers adds the mean time of every node over the
+// max show the spread). --micro-batch M runs M items at a time (0, the
+// default: the session chooses). --layers adds the mean time of every node over the
 // timed runs, so a user sees where the time goes.
 #include <algorithm>
 #include <chrono>
@@ -36,7 +37,7 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 Failure cmd_bench(const Args& a) {
-    if (Failure f = check_options(a, {"--batch", "--iters", "--warmup", "--layers", "--json", "--no-verify"}); f.status)
+    if (Failure f = check_options(a, {"--batch", "--iters", "--warmup", "--micro-batch", "--layers", "--json", "--no-verify"}); f.status)
         return f;
     long long batch = 1, iters = 50, warmup = 5;
     if (a.has("--batch") && !parse_int(a.get("--batch"), 1, 65536, batch))
@@ -45,6 +46,10 @@ Failure cmd_bench(const Args& a) {
         return usage("--iters: expected an integer in 1..1000000, found '" + a.get("--iters") + "'");
     if (a.has("--warmup") && !parse_int(a.get("--warmup"), 0, 1000000, warmup))
         return usage("--warmup: expected an integer in 0..1000000, found '" + a.get("--warmup") + "'");
+    long long micro = 0;
+    if (a.has("--micro-batch") && !parse_int(a.get("--micro-batch"), 0, 65536, micro))
+        return usage("--micro-batch: expected an integer in 0..65536 (0: automatic), found '" +
+                     a.get("--micro-batch") + "'");
     auto m = load_model(a);
     if (!m.ok()) return fail(m.error());
 
@@ -72,6 +77,7 @@ Failure cmd_bench(const Args& a) {
 
     auto session = graph::Session::whole(*m);
     if (!session.ok()) return fail(session.error());
+    session->set_micro_batch(micro);
     for (long long i = 0; i < warmup; ++i) {
         auto y = session->run(inputs);
         if (!y.ok()) return fail(y.error());
@@ -92,7 +98,8 @@ Failure cmd_bench(const Args& a) {
     const double lo = *std::min_element(ms.begin(), ms.end()), hi = *std::max_element(ms.begin(), ms.end());
     const double flops = static_cast<double>(m->flops_per_item()) * static_cast<double>(batch);
     const double gflops = flops / (med * 1e6);
-    const std::size_t peak = session->plan() ? session->plan()->peak_bytes() : 0;
+    const std::size_t peak = session->memory_bytes();
+    const int64_t slice = session->slice_size(batch);
     const int64_t weight_bytes = m->parameter_count() * 4;
     const int threads = max_threads();
 
@@ -100,8 +107,9 @@ Failure cmd_bench(const Args& a) {
         std::printf("{\"model\": %s, \"batch\": %lld, \"threads\": %d, \"iters\": %lld, \"warmup\": %lld,\n",
                     json_string(a.model).c_str(), batch, threads, iters, warmup);
         std::printf(" \"median_ms\": %.6f, \"min_ms\": %.6f, \"max_ms\": %.6f, \"per_item_ms\": %.6f, "
-                    "\"mflops_per_run\": %.6f, \"gflops\": %.3f, \"peak_bytes\": %zu, \"weight_bytes\": %" PRId64,
-                    med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes);
+                    "\"mflops_per_run\": %.6f, \"gflops\": %.3f, \"peak_bytes\": %zu, \"weight_bytes\": %" PRId64
+                    ", \"micro_batch\": %" PRId64,
+                    med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes, slice);
         if (!node_ns.empty()) {
             std::printf(",\n \"layers\": [");
             for (int i = 0; i < m->node_count(); ++i) {
@@ -116,11 +124,12 @@ Failure cmd_bench(const Args& a) {
         std::printf("}\n");
         return Failure();
     }
-    std::printf("model: %s\nbatch %lld, %d thread%s, %lld timed runs after %lld warm-up\n", a.model.c_str(), batch,
-                threads, threads == 1 ? "" : "s", iters, warmup);
+    std::printf("model: %s\nbatch %lld", a.model.c_str(), batch);
+    if (slice < batch) std::printf(" (in micro-batches of %" PRId64 ")", slice);
+    std::printf(", %d thread%s, %lld timed runs after %lld warm-up\n", threads, threads == 1 ? "" : "s", iters, warmup);
     std::printf("median %.4f ms (min %.4f, max %.4f), %.4f ms per item, %.2f GFLOP/s (%.3f MFLOP per run)\n", med, lo,
                 hi, med / static_cast<double>(batch), gflops, flops / 1e6);
-    std::printf("peak memory: %.3f MB of activations and scratch (planned), %.3f MB of weights\n", peak / 1e6,
+    std::printf("peak memory: %.3f MB of activations, scratch and outputs (planned), %.3f MB of weights\n", peak / 1e6,
                 static_cast<double>(weight_bytes) / 1e6);
     if (!node_ns.empty()) {
         double total = 0;

@@ -50,7 +50,7 @@ struct Args {
 inline const char* const value_options[] = {"--input", "--output", "--salt", "--salt-vector", "--cut", "--threads",
                                      "--top", "--frame-dtype", "--save-salt",
                                             "--listen", "--max-body", "--server", "--data", "--limit",
-                                            "--batch", "--salts", "--salt-vectors", "--iters", "--warmup"};
+                                            "--batch", "--salts", "--salt-vectors", "--iters", "--warmup", "--micro-batch"};
 inline const char* const flag_options[] = {"--unsafe-cut", "--no-verify", "--desalt", "--json",
                                            "--server-view", "--layers"};
 

@@ -29,7 +29,7 @@ const char* usage_text =
     "  salted serve  MODEL --cut CUT --listen HOST:PORT [--max-body BYTES]\n"
     "  salted client MODEL --cut CUT --server URL --input IMAGE.png|X.npy [--input ...] [--salt S] [--server-view]\n"
     "  salted eval   MODEL --data DIR [--limit N] [--batch B] [--salts S.npy [--salt-vectors V.npy]] [--json]\n"
-    "  salted bench  MODEL [--batch B] [--iters N] [--warmup W] [--layers] [--json]\n"
+    "  salted bench  MODEL [--batch B] [--iters N] [--warmup W] [--micro-batch M] [--layers] [--json]\n"
     "common options: --no-verify (skip the hash and test-vector check at load), --threads N,\n"
     "  --save-salt S.npy (write the salts used, for desalt)\n"
     "S is one integer for the whole batch or a .npy of per-row integers; when a salted model gets no\n"
