@@ -307,6 +307,74 @@ TEST_CASE("session: micro-batched runs allocate nothing after the first, and nam
     CHECK(s->run(in7).ok());
 }
 
+TEST_CASE("thread choice: keeps the pool only when it is faster, and probes again") {
+    using graph::ThreadChoice;
+    auto probe = [](ThreadChoice& c, double pool, double serial) {
+        for (int i = 0; i < ThreadChoice::warmup_runs; ++i) {
+            REQUIRE(!c.next_serial());
+            c.record(1.0);  // not counted: the first runs plan and start threads
+        }
+        for (int i = 0; i < ThreadChoice::probe_runs; ++i) {
+            REQUIRE(!c.decided());
+            REQUIRE(!c.next_serial());
+            c.record(pool + 1e-6 * i);
+        }
+        for (int i = 0; i < ThreadChoice::probe_runs; ++i) {
+            REQUIRE(c.next_serial());
+            c.record(serial - 1e-6 * i);
+        }
+        REQUIRE(c.decided());
+    };
+    ThreadChoice faster_pool;
+    probe(faster_pool, 0.003, 0.005);
+    CHECK(!faster_pool.serial());
+    CHECK(!faster_pool.next_serial());
+    ThreadChoice slower_pool;
+    probe(slower_pool, 0.006, 0.005);
+    CHECK(slower_pool.next_serial());
+    ThreadChoice tie;  // within 3 %: one thread
+    probe(tie, 0.00495, 0.005);
+    CHECK(tie.next_serial());
+    // After reprobe_every decided runs, both are timed again.
+    for (int64_t i = 0; i < ThreadChoice::reprobe_every; ++i) {
+        CHECK(slower_pool.decided());
+        slower_pool.record(0.005);
+    }
+    CHECK(!slower_pool.decided());
+    probe(slower_pool, 0.002, 0.005);
+    CHECK(!slower_pool.next_serial());
+}
+
+TEST_CASE("session: adaptive threads change neither results nor allocations") {
+    Model m = load("tiny_lenet_cnn_salt.salted");
+    Batch b = random_batch(m, 4, 8);
+    const std::vector<ConstTensorView> in{b.x.view(), b.salt.view()};
+    set_num_threads(2);
+    auto fixed = Session::whole(m), adaptive = Session::whole(m);
+    REQUIRE(fixed.ok());
+    REQUIRE(adaptive.ok());
+    fixed->set_adaptive_threads(false);
+    auto want = fixed->run(in);
+    REQUIRE(want.ok());
+    Tensor y = std::move(Tensor::copy_of(*want)).value();
+    REQUIRE(adaptive->run(in).ok());
+    const long before = g_allocations.load();
+    bool saw_serial = false, saw_pool = false;
+    for (int i = 0; i < 2 * graph::ThreadChoice::probe_runs + graph::ThreadChoice::warmup_runs + 4; ++i) {
+        (adaptive->runs_serially(4) ? saw_serial : saw_pool) = true;
+        auto z = adaptive->run(in);
+        REQUIRE(z.ok());
+        CHECK(bit_equal(*z, y.view()));
+    }
+    CHECK(g_allocations.load() == before);
+    if (configured_threads() >= 2) {  // a build with threads
+        CHECK(saw_serial);                // the probe ran both ways
+        CHECK(saw_pool);
+        CHECK(!fixed->runs_serially(4));
+    }
+    set_num_threads(0);
+}
+
 TEST_CASE("planner: values alive at the same time never share bytes") {
     for (const char* name : fixtures)
         for (bool fold : {true, false}) {

@@ -258,10 +258,16 @@ private:
 };
 #endif  // SALTED_THREADS
 
+// A cap on the threads of regions started from this thread (0: none).
+inline int& thread_limit() {
+    static thread_local int limit = 0;
+    return limit;
+}
+
 }  // namespace detail
 
-// Number of threads parallel regions may use (1 without threads).
-inline int max_threads() {
+// Threads set for the process (set_num_threads), ignoring ScopedThreadLimit.
+inline int configured_threads() {
 #if defined(SALTED_THREADS)
     const int t = detail::thread_setting();
     return std::min(t > 0 ? t : detail::default_threads(), max_pool_threads + 1);
@@ -269,6 +275,26 @@ inline int max_threads() {
     return 1;
 #endif
 }
+
+// Number of threads parallel regions started from this thread may use (1
+// without threads).
+inline int max_threads() {
+    const int n = configured_threads(), limit = detail::thread_limit();
+    return limit > 0 ? std::min(n, limit) : n;
+}
+
+// Caps the threads of the regions this thread starts while it lives (a
+// Session's adaptive choice runs some calls on the caller alone).
+class ScopedThreadLimit {
+public:
+    explicit ScopedThreadLimit(int limit) : saved_(detail::thread_limit()) { detail::thread_limit() = limit; }
+    ~ScopedThreadLimit() { detail::thread_limit() = saved_; }
+    ScopedThreadLimit(const ScopedThreadLimit&) = delete;
+    ScopedThreadLimit& operator=(const ScopedThreadLimit&) = delete;
+
+private:
+    int saved_;
+};
 
 // Sets the thread count for later regions; 0 restores the default
 // (OMP_NUM_THREADS under OpenMP, else the hardware's thread count).

@@ -5,8 +5,10 @@
 // The first run at a batch size plans the buffers (graph/planner.hpp) and
 // grows the arena if needed; later runs at any batch size seen before
 // allocate nothing. Outputs are views into the arena, valid until the next
-// run. A Session is single-threaded; the Model it reads is shared and must
-// outlive it.
+// run. Large batches run in micro-batches (set_micro_batch), and each batch
+// size's runs use the thread pool only while timing shows it is faster
+// (set_adaptive_threads, graph/thread_choice.hpp). A Session is
+// single-threaded; the Model it reads is shared and must outlive it.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "salted/core/tensor.hpp"
 #include "salted/graph/model.hpp"
 #include "salted/graph/planner.hpp"
+#include "salted/graph/thread_choice.hpp"
 
 namespace salted {
 namespace graph {
@@ -58,6 +61,30 @@ public:
         return run(inputs.data(), inputs.size());
     }
     Result<ConstTensorView> run(const ConstTensorView* inputs, std::size_t count) {
+        if (!adaptive_threads_ || configured_threads() < 2 || !model_ || count == 0 || inputs[0].shape.rank() < 1)
+            return run_once(inputs, count);
+        auto it = thread_choices_.find(inputs[0].shape[0]);
+        if (it == thread_choices_.end()) it = thread_choices_.emplace(inputs[0].shape[0], ThreadChoice()).first;
+        ThreadChoice& choice = it->second;
+        const ScopedThreadLimit limit(choice.next_serial() ? 1 : 0);
+        const auto started = Clock::now();
+        auto out = run_once(inputs, count);
+        if (out.ok()) choice.record(std::chrono::duration<double>(Clock::now() - started).count());
+        return out;
+    }
+
+    // Threads: by default (adaptive) each batch size's runs are timed with
+    // the pool and on the calling thread alone, and the faster is kept
+    // (graph/thread_choice.hpp). Off: every run uses configured_threads().
+    void set_adaptive_threads(bool on) { adaptive_threads_ = on; }
+    // Whether runs at `batch` currently stay on the calling thread.
+    bool runs_serially(int64_t batch) const {
+        auto it = thread_choices_.find(batch);
+        return configured_threads() < 2 || (adaptive_threads_ && it != thread_choices_.end() && it->second.next_serial());
+    }
+
+private:
+    Result<ConstTensorView> run_once(const ConstTensorView* inputs, std::size_t count) {
         if (!model_) return make_error(Errc::invalid_argument, "session: not created");
         if (count != inputs_.size()) return input_count_error(count);
         if (count > 0 && (inputs[0].shape.rank() < 1 || inputs[0].shape[0] < 1))
@@ -107,6 +134,7 @@ public:
         return results_.empty() ? ConstTensorView() : results_[0];
     }
 
+public:
     // Items per micro-batch for later runs: 0 (the default) lets the session
     // choose (auto_micro_batch()); n >= 1 runs at most n items at a time
     // (n >= the batch turns slicing off).
@@ -119,7 +147,7 @@ public:
         return std::max<int64_t>(1, std::min(n, batch));
     }
 
-    // Automatic micro-batch, per thread (times max_threads(), so that
+    // Automatic micro-batch, per thread (times configured_threads(), so that
     // Conv2d can still hand whole items to threads), the larger of
     //  - enough items that the convolutions of every output size holding
     //    >= 10 % of the work see >= 512 output pixels per call: below that
@@ -163,7 +191,7 @@ public:
                 static_cast<int64_t>(micro_batch_cache_bytes / std::max<std::size_t>(one.peak_bytes(), 1));
             auto_per_thread_ = std::max<int64_t>({for_kernels, for_cache, 1});
         }
-        return auto_per_thread_ * max_threads();
+        return auto_per_thread_ * configured_threads();
     }
 
     // The outputs of the last run (views into the arena).
@@ -281,6 +309,8 @@ private:
     std::vector<ConstTensorView> views_, node_inputs_, results_;
     std::vector<int64_t>* profile_ = nullptr;
     int64_t micro_batch_ = 0, auto_per_thread_ = 0;
+    bool adaptive_threads_ = true;
+    std::map<int64_t, ThreadChoice> thread_choices_;  // by batch size
     std::vector<Tensor> outputs_buf_;
     int64_t outputs_batch_ = 0;
 };
