@@ -264,7 +264,15 @@ class Bench(unittest.TestCase):
         self.assertIn("median", out)
         self.assertIn("GFLOP/s", out)
         self.assertIn("peak memory", out)
-        for bad in (["--batch", "0"], ["--iters", "x"], ["--warmup", "-1"], ["--cut", "1"], ["--output", "y.npy"]):
+        # Micro-batches and fixed threads: reported, same FLOPs.
+        _, out, _ = salted("bench", c.path, "--batch", "5", "--micro-batch", "2", "--fixed-threads", "--iters", "2",
+                           "--warmup", "0", "--json")
+        r = json.loads(out)
+        self.assertEqual((r["batch"], r["micro_batch"], r["adaptive_chose_one_thread"]), (5, 2, False))
+        _, out, _ = salted("bench", c.path, "--batch", "5", "--micro-batch", "2", "--iters", "1", "--warmup", "0")
+        self.assertIn("batch 5 (in micro-batches of 2)", out)
+        for bad in (["--batch", "0"], ["--iters", "x"], ["--warmup", "-1"], ["--cut", "1"], ["--output", "y.npy"],
+                    ["--micro-batch", "-1"], ["--micro-batch", "many"]):
             rc, _, err = salted("bench", c.path, *bad, check=False)
             self.assertEqual(rc, 2, (bad, err))
             self.assertTrue(err.startswith("salted: error: "), err)

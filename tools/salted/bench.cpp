@@ -7,8 +7,10 @@
 // --warmup runs (which also plan the buffers), --iters runs are timed one by
 // one; the median is the figure to quote (the machine is shared, so min and
 // max show the spread). --micro-batch M runs M items at a time (0, the
-// default: the session chooses). --layers adds the mean time of every node over the
-// timed runs, so a user sees where the time goes.
+// default: the session chooses). With several threads the session times
+// runs with and without its pool and keeps the faster (its first 18 runs
+// probe); --fixed-threads always uses the pool. --layers adds the mean time
+// of every node over the timed runs, so a user sees where the time goes.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -37,7 +39,8 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 Failure cmd_bench(const Args& a) {
-    if (Failure f = check_options(a, {"--batch", "--iters", "--warmup", "--micro-batch", "--layers", "--json", "--no-verify"}); f.status)
+    if (Failure f = check_options(a, {"--batch", "--iters", "--warmup", "--micro-batch", "--fixed-threads", "--layers", "--json",
+                                          "--no-verify"}); f.status)
         return f;
     long long batch = 1, iters = 50, warmup = 5;
     if (a.has("--batch") && !parse_int(a.get("--batch"), 1, 65536, batch))
@@ -78,6 +81,7 @@ Failure cmd_bench(const Args& a) {
     auto session = graph::Session::whole(*m);
     if (!session.ok()) return fail(session.error());
     session->set_micro_batch(micro);
+    session->set_adaptive_threads(!a.flag("--fixed-threads"));
     for (long long i = 0; i < warmup; ++i) {
         auto y = session->run(inputs);
         if (!y.ok()) return fail(y.error());
@@ -102,14 +106,17 @@ Failure cmd_bench(const Args& a) {
     const int64_t slice = session->slice_size(batch);
     const int64_t weight_bytes = m->parameter_count() * 4;
     const int threads = max_threads();
+    // Adaptive threads (the default) may have settled on the calling thread alone.
+    const bool one_thread = threads > 1 && session->runs_serially(batch);
 
     if (a.flag("--json")) {
         std::printf("{\"model\": %s, \"batch\": %lld, \"threads\": %d, \"iters\": %lld, \"warmup\": %lld,\n",
                     json_string(a.model).c_str(), batch, threads, iters, warmup);
         std::printf(" \"median_ms\": %.6f, \"min_ms\": %.6f, \"max_ms\": %.6f, \"per_item_ms\": %.6f, "
                     "\"mflops_per_run\": %.6f, \"gflops\": %.3f, \"peak_bytes\": %zu, \"weight_bytes\": %" PRId64
-                    ", \"micro_batch\": %" PRId64,
-                    med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes, slice);
+                    ", \"micro_batch\": %" PRId64 ", \"adaptive_chose_one_thread\": %s",
+                    med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes, slice,
+                    one_thread ? "true" : "false");
         if (!node_ns.empty()) {
             std::printf(",\n \"layers\": [");
             for (int i = 0; i < m->node_count(); ++i) {
@@ -126,7 +133,8 @@ Failure cmd_bench(const Args& a) {
     }
     std::printf("model: %s\nbatch %lld", a.model.c_str(), batch);
     if (slice < batch) std::printf(" (in micro-batches of %" PRId64 ")", slice);
-    std::printf(", %d thread%s, %lld timed runs after %lld warm-up\n", threads, threads == 1 ? "" : "s", iters, warmup);
+    std::printf(", %d thread%s%s, %lld timed runs after %lld warm-up\n", threads, threads == 1 ? "" : "s",
+                one_thread ? " (adaptive: now running on 1; --fixed-threads to force)" : "", iters, warmup);
     std::printf("median %.4f ms (min %.4f, max %.4f), %.4f ms per item, %.2f GFLOP/s (%.3f MFLOP per run)\n", med, lo,
                 hi, med / static_cast<double>(batch), gflops, flops / 1e6);
     std::printf("peak memory: %.3f MB of activations, scratch and outputs (planned), %.3f MB of weights\n", peak / 1e6,

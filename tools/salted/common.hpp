@@ -52,7 +52,7 @@ inline const char* const value_options[] = {"--input", "--output", "--salt", "--
                                             "--listen", "--max-body", "--server", "--data", "--limit",
                                             "--batch", "--salts", "--salt-vectors", "--iters", "--warmup", "--micro-batch"};
 inline const char* const flag_options[] = {"--unsafe-cut", "--no-verify", "--desalt", "--json",
-                                           "--server-view", "--layers"};
+                                           "--server-view", "--layers", "--fixed-threads"};
 
 inline Failure parse_args(int argc, char** argv, Args& a) {
     if (argc < 2) return usage("missing command");
