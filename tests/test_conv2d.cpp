@@ -10,6 +10,7 @@
 
 #include "salted/core/parallel.hpp"
 #include "salted/ops/conv2d.hpp"
+#include "random_floats.hpp"
 
 using namespace salted;
 using ops::Activation;
@@ -18,15 +19,7 @@ using ops::Conv2dParams;
 
 namespace {
 
-std::vector<float> random_floats(std::size_t n, uint32_t seed) {
-    std::vector<float> v(n);
-    uint32_t s = seed * 2654435761u + 7;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
-    }
-    return v;
-}
+std::vector<float> random_floats(std::size_t n, uint32_t seed) { return ::random_floats(n, seed, 7u); }
 
 // Fast vs ref on one configuration, within 1e-5 * max(1, max|ref|).
 void check_conv(const Conv2dParams& p, int64_t batch, int64_t h, int64_t w, bool with_bias, uint32_t seed) {

@@ -10,6 +10,7 @@
 
 #include "salted/core/parallel.hpp"
 #include "salted/ops/conv_transpose2d.hpp"
+#include "random_floats.hpp"
 
 using namespace salted;
 using ops::Activation;
@@ -18,15 +19,7 @@ using ops::ConvTranspose2dParams;
 
 namespace {
 
-std::vector<float> random_floats(std::size_t n, uint32_t seed) {
-    std::vector<float> v(n);
-    uint32_t s = seed * 2654435761u + 3;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
-    }
-    return v;
-}
+std::vector<float> random_floats(std::size_t n, uint32_t seed) { return ::random_floats(n, seed, 3u); }
 
 ConvTranspose2dParams params(int64_t cin, int64_t cout, int64_t kh, int64_t kw) {
     ConvTranspose2dParams p;

@@ -9,6 +9,7 @@
 
 #include "salted/core/parallel.hpp"
 #include "salted/ops/dense.hpp"
+#include "random_floats.hpp"
 
 using namespace salted;
 using ops::Activation;
@@ -17,15 +18,7 @@ using ops::DenseParams;
 
 namespace {
 
-std::vector<float> random_floats(std::size_t n, uint32_t seed) {
-    std::vector<float> v(n);
-    uint32_t s = seed * 2654435761u + 5;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
-    }
-    return v;
-}
+std::vector<float> random_floats(std::size_t n, uint32_t seed) { return ::random_floats(n, seed, 5u); }
 
 }  // namespace
 

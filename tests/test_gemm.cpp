@@ -9,22 +9,14 @@
 
 #include "salted/core/parallel.hpp"
 #include "salted/kernels/gemm.hpp"
+#include "random_floats.hpp"
 
 using namespace salted;
 using namespace salted::kernels;
 
 namespace {
 
-// Deterministic values in [-1, 1).
-std::vector<float> random_floats(std::size_t n, uint32_t seed) {
-    std::vector<float> v(n);
-    uint32_t s = seed * 2654435761u + 1;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
-    }
-    return v;
-}
+std::vector<float> random_floats(std::size_t n, uint32_t seed) { return ::random_floats(n, seed, 1u); }
 
 // |ours - want| <= 1e-5 * (1 + sum|a*b| bound): a float sum of k products of
 // values below 1 in magnitude can be off by about k * 2^-24 of that bound.

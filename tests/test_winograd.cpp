@@ -16,6 +16,7 @@
 #include "salted/core/parallel.hpp"
 #include "salted/kernels/winograd.hpp"
 #include "salted/ops/conv2d.hpp"
+#include "random_floats.hpp"
 
 // Every operator new of this test program is counted, to check that run()
 // allocates nothing once warm (the thread pool starts its threads on first use).
@@ -46,15 +47,7 @@ using ops::Conv2dParams;
 
 namespace {
 
-std::vector<float> random_floats(std::size_t n, uint32_t seed) {
-    std::vector<float> v(n);
-    uint32_t s = seed * 2654435761u + 7;
-    for (auto& x : v) {
-        s = s * 1664525u + 1013904223u;
-        x = static_cast<float>(s >> 8) / 8388608.0f - 1.0f;
-    }
-    return v;
-}
+std::vector<float> random_floats(std::size_t n, uint32_t seed) { return ::random_floats(n, seed, 7u); }
 
 // Lowers the work threshold so that small shapes take the threaded paths,
 // and restores the defaults afterwards.

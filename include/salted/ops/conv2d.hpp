@@ -206,10 +206,8 @@ public:
             run_direct(in, out, os, threads, workspace);
             return Status();
         }
-        // Images to threads when they share out evenly (or nearly: many
-        // images); otherwise (batch 1, 3 images on 2 threads) each GEMM
-        // splits its own panels.
-        if (batch > 1 && threads > 1 && (batch % threads == 0 || batch >= 4 * threads)) {
+        // Otherwise (images_to_threads false) each GEMM splits its own panels.
+        if (images_to_threads(batch, threads)) {
             // Up to gemm_max_slots workers, more than threads, so that the
             // pool can hand a stalled thread's images to one that runs.
             const int64_t workers = std::min(batch, kernels::gemm_max_slots);
@@ -235,6 +233,12 @@ private:
     static bool direct_shape(const Conv2dParams& p, int64_t k) {
         const bool one_by_one = p.kernel_h == 1 && p.kernel_w == 1;
         return p.groups == 1 && !one_by_one && k >= 24 && p.out_channels >= 32;
+    }
+    // Whole images go to threads when they share out evenly (or nearly: many
+    // images); otherwise (batch 1, 3 images on 2 threads) each image's work
+    // is split instead.
+    static bool images_to_threads(int64_t batch, int64_t threads) {
+        return batch > 1 && threads > 1 && (batch % threads == 0 || batch >= 4 * threads);
     }
     bool padded() const { return p_.pad_top || p_.pad_left || p_.pad_bottom || p_.pad_right; }
     // The offset table is int32: the padded image must stay below 2^31 floats.
@@ -286,7 +290,7 @@ private:
             kernels::direct_conv(g, x, direct_packed_.data(), koff, bias_.data(), p_.activation,
                                  out.data + n * out_image);
         };
-        if (batch > 1 && threads > 1 && (batch % threads == 0 || batch >= 4 * threads)) {
+        if (images_to_threads(batch, threads)) {
             const int64_t workers = std::min(batch, kernels::gemm_max_slots);
             parallel_for(workers, flops(in.shape), [&](int64_t b, int64_t e) {
                 for (int64_t n = b * batch / workers; n < e * batch / workers; ++n)
