@@ -101,7 +101,8 @@ Batch random_batch(const Model& m, int64_t n, unsigned seed) {
     return b;
 }
 
-const char* const fixtures[] = {"tiny_lenet_cnn_salt.salted", "tiny_lenet_fc_salt.salted"};
+const char* const fixtures[] = {"tiny_lenet_cnn_salt.salted", "tiny_lenet_fc_salt.salted",
+                                "tiny_wrn_cnn_salt.salted"};
 
 }  // namespace
 
@@ -148,7 +149,7 @@ TEST_CASE("session: head + tail at every cut equals the whole model bit for bit"
             CAPTURE(fold);
             Model m = load(name, fold);
             const graph::SaltFold* f = m.salt_fold();
-            if (std::string(name) == "tiny_lenet_cnn_salt.salted") CHECK((f != nullptr) == fold);
+            if (std::string(name) != "tiny_lenet_fc_salt.salted") CHECK((f != nullptr) == fold);
             for (int64_t batch : {1, 3}) {
                 Batch b = random_batch(m, batch, 11u + static_cast<unsigned>(batch));
                 auto whole = Session::whole(m);
@@ -172,7 +173,8 @@ TEST_CASE("session: head + tail at every cut equals the whole model bit for bit"
                     auto out = tail->needs_salt() ? tail->run(frame->tensor.view(), b.salt.view())
                                                   : tail->run(frame->tensor.view());
                     REQUIRE_MESSAGE(out.ok(), out.message());
-                    const bool splits_fold = f && cut.value == m.node(f->concat).output;
+                    const bool splits_fold = f && (cut.value == m.node(f->concat).output ||
+                                                   (f->through >= 0 && cut.value == m.node(f->through).output));
                     if (splits_fold) {
                         CHECK(close(*out, *y));
                     } else {
@@ -183,41 +185,65 @@ TEST_CASE("session: head + tail at every cut equals the whole model bit for bit"
         }
 }
 
+// LeNet: the concat feeds one conv. WideResNet: it feeds a BatchNorm-ReLU,
+// which feeds the block's 3x3 conv and its 1x1 shortcut.
 TEST_CASE("salt folding: the folded model agrees with the model as written") {
-    Model folded = load("tiny_lenet_cnn_salt.salted", true), plain = load("tiny_lenet_cnn_salt.salted", false);
-    REQUIRE(folded.salt_fold() != nullptr);
-    CHECK(plain.salt_fold() == nullptr);
-    CHECK(folded.node(folded.salt_fold()->concat).op == "cnn_salt_concat");
-    CHECK(folded.node(folded.salt_fold()->conv).op == "conv2d");
-    for (int64_t batch : {1, 4, 10}) {
-        Batch b = random_batch(folded, batch, 5u + static_cast<unsigned>(batch));
+    struct Case {
+        const char* name;
+        std::size_t convs;
+        bool through;
+    };
+    for (const Case& k : {Case{"tiny_lenet_cnn_salt.salted", 1, false}, Case{"tiny_wrn_cnn_salt.salted", 2, true}}) {
+        CAPTURE(std::string(k.name));
+        Model folded = load(k.name, true), plain = load(k.name, false);
+        const graph::SaltFold* f = folded.salt_fold();
+        REQUIRE(f != nullptr);
+        CHECK(plain.salt_fold() == nullptr);
+        CHECK(folded.node(f->concat).op == "cnn_salt_concat");
+        REQUIRE(f->convs.size() == k.convs);
+        for (int c : f->convs) CHECK(folded.node(c).op == "conv2d");
+        CHECK((f->through >= 0) == k.through);
+        if (k.through) CHECK(folded.node(f->through).op == "batch_norm");
+        for (int64_t batch : {1, 4, 10}) {
+            Batch b = random_batch(folded, batch, 5u + static_cast<unsigned>(batch));
+            auto s1 = Session::whole(folded);
+            auto s2 = Session::whole(plain);
+            REQUIRE(s1.ok());
+            REQUIRE(s2.ok());
+            auto y1 = s1->run({b.x.view(), b.salt.view()});
+            auto y2 = s2->run({b.x.view(), b.salt.view()});
+            REQUIRE_MESSAGE(y1.ok(), y1.message());
+            REQUIRE(y2.ok());
+            CHECK(close(*y1, *y2));
+            // The concat's output is never computed: one step fewer, no buffer.
+            const graph::Plan& p1 = *s1->plan();
+            CHECK(p1.steps.size() + 1 == s2->plan()->steps.size());
+            CHECK(p1.offsets[static_cast<std::size_t>(folded.node(f->concat).output)] == -1);
+            // The batch_norm runs on the activation channels only.
+            if (k.through) {
+                const int act = folded.node(f->concat).inputs[0];
+                const int bn_out = folded.node(f->through).output;
+                CHECK(p1.shapes[static_cast<std::size_t>(bn_out)][1] == p1.shapes[static_cast<std::size_t>(act)][1]);
+                CHECK(p1.shapes[static_cast<std::size_t>(bn_out)][1] <
+                      s2->plan()->shapes[static_cast<std::size_t>(bn_out)][1]);
+            }
+        }
+        // Every salt value gets its own table row: changing only the salt changes the output.
+        Batch b = random_batch(folded, 2, 3);
+        b.salt.data()[0] = 0.0f;
+        b.salt.data()[1] = 1.0f;
+        std::memcpy(b.x.data() + b.x.shape().numel() / 2, b.x.data(),
+                    static_cast<std::size_t>(b.x.shape().numel() / 2) * 4);
         auto s1 = Session::whole(folded);
         auto s2 = Session::whole(plain);
-        REQUIRE(s1.ok());
-        REQUIRE(s2.ok());
         auto y1 = s1->run({b.x.view(), b.salt.view()});
         auto y2 = s2->run({b.x.view(), b.salt.view()});
         REQUIRE(y1.ok());
         REQUIRE(y2.ok());
         CHECK(close(*y1, *y2));
-        // The concat's output is never computed: one step fewer, no buffer.
-        CHECK(s1->plan()->steps.size() + 1 == s2->plan()->steps.size());
-        CHECK(s1->plan()->offsets[static_cast<std::size_t>(folded.node(folded.salt_fold()->concat).output)] == -1);
+        const int64_t c = y1->shape[1];
+        CHECK(std::memcmp(y1->data, y1->data + c, static_cast<std::size_t>(c) * 4) != 0);
     }
-    // Every salt value gets its own table row: changing only the salt changes the output.
-    Batch b = random_batch(folded, 2, 3);
-    b.salt.data()[0] = 0.0f;
-    b.salt.data()[1] = 1.0f;
-    std::memcpy(b.x.data() + b.x.shape().numel() / 2, b.x.data(), static_cast<std::size_t>(b.x.shape().numel() / 2) * 4);
-    auto s1 = Session::whole(folded);
-    auto s2 = Session::whole(plain);
-    auto y1 = s1->run({b.x.view(), b.salt.view()});
-    auto y2 = s2->run({b.x.view(), b.salt.view()});
-    REQUIRE(y1.ok());
-    REQUIRE(y2.ok());
-    CHECK(close(*y1, *y2));
-    const int64_t c = y1->shape[1];
-    CHECK(std::memcmp(y1->data, y1->data + c, static_cast<std::size_t>(c) * 4) != 0);
 }
 
 TEST_CASE("session: steady-state runs allocate nothing, at any batch size seen before") {

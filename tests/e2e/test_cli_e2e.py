@@ -166,10 +166,10 @@ class SplitEqualsWhole(unittest.TestCase):
             whole = c.run(c.dir / "whole.npy")
             info = c.info()
             cuts = info["cuts"]
-            # The whole run folds the salt concat into its conv; a cut between
-            # the two cannot, so there the results agree to float rounding.
+            # The whole run folds the salt concat into its convs; a cut between
+            # them cannot, so there the results agree to float rounding.
             fold = info.get("salt_fold")
-            fold_cut = f"after:{fold['concat']}" if fold else None
+            fold_cuts = [f"after:{fold[k]}" for k in ("concat", "through") if fold and fold[k]]
             self.assertGreaterEqual(len(cuts), 3, name)
             for cut in cuts:
                 with self.subTest(config=name, cut=cut["name"]):
@@ -185,13 +185,29 @@ class SplitEqualsWhole(unittest.TestCase):
                            *tail_salt)
                     got = np.load(y)
                     self.assertEqual(got.shape, whole.shape)
-                    if cut["name"] == fold_cut:
+                    if cut["name"] in fold_cuts:
                         np.testing.assert_allclose(got, whole, rtol=0, atol=1e-5 * max(1.0, np.abs(whole).max()))
                     else:
                         self.assertTrue(np.array_equal(got.view(np.uint32), whole.view(np.uint32)),
                                         f"{name} cut {cut['name']}: head+tail differs from run")
                     total += 1
         self.assertGreater(total, 100)
+
+    def test_salt_fold_shape(self):
+        # LeNet/sensor salts feed one conv; WideResNet's pass its BN-ReLU,
+        # which then feeds the block's conv and its 1x1 shortcut: all fold.
+        for name, c in CONFIGS.items():
+            fold = c.info()["salt_fold"]
+            with self.subTest(config=name):
+                if c.kind != "cnn":
+                    self.assertIsNone(fold)
+                elif name.startswith("wrn"):
+                    self.assertIsNotNone(fold)
+                    self.assertIn("bn1", fold["through"])
+                    self.assertEqual(len(fold["convs"]), 2)
+                elif fold:
+                    self.assertIsNone(fold["through"])
+                    self.assertEqual(len(fold["convs"]), 1)
 
     def test_f16_frames_are_close(self):
         c = CONFIGS["sensor_salt3"]

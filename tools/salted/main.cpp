@@ -80,10 +80,13 @@ Failure cmd_info(const Args& a) {
                     static_cast<double>(m->flops_per_item()) / 1e6);
         std::printf(" \"salt\": {\"kind\": \"%s\", \"classes\": %" PRId64 ", \"node\": %s},\n",
                     io::salt_kind_name(salt.kind), salt.classes, json_string(salt.node).c_str());
-        if (const graph::SaltFold* fold = m->salt_fold())
-            std::printf(" \"salt_fold\": {\"concat\": %s, \"conv\": %s},\n",
-                        json_string(m->node(fold->concat).name).c_str(), json_string(m->node(fold->conv).name).c_str());
-        else
+        if (const graph::SaltFold* fold = m->salt_fold()) {
+            std::string convs;
+            for (int c : fold->convs) convs += (convs.empty() ? "" : ", ") + json_string(m->node(c).name);
+            std::printf(" \"salt_fold\": {\"concat\": %s, \"through\": %s, \"convs\": [%s]},\n",
+                        json_string(m->node(fold->concat).name).c_str(),
+                        fold->through >= 0 ? json_string(m->node(fold->through).name).c_str() : "null", convs.c_str());
+        } else
             std::printf(" \"salt_fold\": null,\n");
         std::printf(" \"nodes\": [");
         for (int i = 0; i < m->node_count(); ++i) {
@@ -123,9 +126,15 @@ Failure cmd_info(const Args& a) {
         if (salt.kind == io::SaltKind::cnn)
             std::printf(", %" PRId64 " maps of %" PRId64 "x%" PRId64, salt.maps, salt.size[0], salt.size[1]);
         std::printf("\n");
-        if (const graph::SaltFold* fold = m->salt_fold())
-            std::printf("  salt folding: '%s' runs inside '%s' (a per-salt table; docs/SPLIT.md)\n",
-                        m->node(fold->concat).name.c_str(), m->node(fold->conv).name.c_str());
+        if (const graph::SaltFold* fold = m->salt_fold()) {
+            std::string convs;
+            for (int c : fold->convs) convs += (convs.empty() ? "'" : ", '") + m->node(c).name + "'";
+            std::printf("  salt folding: '%s' runs inside %s (a per-salt table each", m->node(fold->concat).name.c_str(),
+                        convs.c_str());
+            if (fold->through >= 0)
+                std::printf("; '%s' runs on the activation channels only", m->node(fold->through).name.c_str());
+            std::printf("; docs/SPLIT.md)\n");
+        }
     }
     std::printf("  parameters: %" PRId64 ", %.3f MFLOPs per item\n", m->parameter_count(),
                 static_cast<double>(m->flops_per_item()) / 1e6);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <utility>
+#include <vector>
 
 #include "salted/graph/layer.hpp"
 #include "salted/ops/batch_norm.hpp"
@@ -110,12 +111,26 @@ inline Result<LayerPtr> build_dense(const io::Node& n, const BuildContext& ctx) 
 // shift. BatchNorm::create takes PyTorch's four vectors, so the affine is
 // passed as gamma = scale, beta = shift, mean 0, var 1, eps 0: then
 // invstd = 1 / sqrt(1) = 1 exactly and create() recovers scale and shift
-// bit for bit (1 * g = g, b - 0 * g = b).
-inline Result<LayerPtr> build_batch_norm(const io::Node& n, const BuildContext& ctx) {
-    SALTED_ASSIGN(int64_t channels, detail::attr_int_in(n, "channels", 1, detail::attr_limit));
+// bit for bit (1 * g = g, b - 0 * g = b). Salt folding builds one over a
+// part of a node's channels the same way.
+inline Result<LayerPtr> batch_norm_layer(const io::Node& n, ConstTensorView scale, ConstTensorView shift,
+                                         ops::Activation activation) {
     ops::BatchNormParams p;
     p.eps = 0.0;
-    SALTED_ASSIGN(p.activation, detail::attr_activation(n));
+    p.activation = activation;
+    const std::size_t channels = static_cast<std::size_t>(scale.numel());
+    std::vector<float> zeros(channels, 0.0f), ones(channels, 1.0f);
+    ops::BatchNormTensors bn;
+    bn.gamma = scale;
+    bn.beta = shift;
+    bn.running_mean = ConstTensorView(zeros.data(), scale.shape);
+    bn.running_var = ConstTensorView(ones.data(), scale.shape);
+    return wrap_op(n, ops::BatchNorm::create(p, bn));
+}
+
+inline Result<LayerPtr> build_batch_norm(const io::Node& n, const BuildContext& ctx) {
+    SALTED_ASSIGN(int64_t channels, detail::attr_int_in(n, "channels", 1, detail::attr_limit));
+    SALTED_ASSIGN(ops::Activation activation, detail::attr_activation(n));
     SALTED_ASSIGN(ConstTensorView scale, detail::required_weight(ctx, n, "scale"));
     SALTED_ASSIGN(ConstTensorView shift, detail::required_weight(ctx, n, "shift"));
     const Shape want{channels};
@@ -124,13 +139,7 @@ inline Result<LayerPtr> build_batch_norm(const io::Node& n, const BuildContext& 
                           "model: node '%.80s' (batch_norm): scale and shift: expected shape %s (channels), "
                           "found %s and %s",
                           n.name.c_str(), want.str().c_str(), scale.shape.str().c_str(), shift.shape.str().c_str());
-    std::vector<float> zeros(static_cast<std::size_t>(channels), 0.0f), ones(static_cast<std::size_t>(channels), 1.0f);
-    ops::BatchNormTensors bn;
-    bn.gamma = scale;
-    bn.beta = shift;
-    bn.running_mean = ConstTensorView(zeros.data(), want);
-    bn.running_var = ConstTensorView(ones.data(), want);
-    return wrap_op(n, ops::BatchNorm::create(p, bn));
+    return batch_norm_layer(n, scale, shift, activation);
 }
 
 }  // namespace graph

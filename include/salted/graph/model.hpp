@@ -37,16 +37,26 @@ struct LoadOptions {
     // Run the embedded test vector and compare with the stored outputs
     // (tolerance 1e-4 * max(1, max|reference|)); a model without one loads.
     bool verify_test_vector = true;
-    // Fold the CNN salt concat into the conv that reads it (salt_folding.hpp).
+    // Fold the CNN salt concat into the convs that read it (salt_folding.hpp).
     // Off, every node runs as written: for checking the folded path.
     bool fold_salt = true;
 };
 
-// A conv that a Session may run fused with the salt concat before it.
+// Convolutions that a Session may run fused with the salt concat before
+// them (graph/salt_folding.hpp).
 struct SaltFold {
-    int concat = -1;  // node position of the cnn_salt_concat
-    int conv = -1;    // node position of the conv2d it feeds (its only reader)
-    LayerPtr layer;   // the folded conv: reads [activations, salt]
+    int concat = -1;             // node position of the cnn_salt_concat
+    int through = -1;            // the batch_norm between the concat and the convs, or -1
+    LayerPtr through_layer;      // that batch_norm over the activation channels only
+    std::vector<int> convs;      // the conv2d nodes reading the concat (or `through`): all its readers, ascending
+    std::vector<LayerPtr> layers;  // per conv, the folded conv: reads [activations, salt]
+    int last() const { return convs.back(); }
+    // The folded twin of node `node`, or null when it is not one of the convs.
+    const Layer* conv_layer(int node) const {
+        for (std::size_t i = 0; i < convs.size(); ++i)
+            if (convs[i] == node) return layers[i].get();
+        return nullptr;
+    }
 };
 
 class Model {
@@ -93,8 +103,8 @@ public:
     }
 
     // The salt fold, or null when the model has none (standard, FC salt, or
-    // a CNN salt that does not feed a single conv) or loading turned it off.
-    const SaltFold* salt_fold() const { return fold_.layer ? &fold_ : nullptr; }
+    // a CNN salt read by other than convs) or loading turned it off.
+    const SaltFold* salt_fold() const { return fold_.convs.empty() ? nullptr : &fold_; }
 
     const std::vector<CutPoint>& cuts() const { return cuts_; }
     // A cut by id ("3") or by name ("after:conv2.Conv").
@@ -327,20 +337,35 @@ inline Status Model::build() {
 inline Status Model::build_salt_fold() {
     if (topo_.salt_node < 0 || file_.salt().kind != io::SaltKind::cnn) return Status();
     const NodeInfo& concat = node(topo_.salt_node);
-    const ValueInfo& maps = value(concat.output);
-    if (maps.consumers.size() != 1 || maps.graph_output >= 0) return Status();
-    const int conv = maps.consumers[0];
-    if (node(conv).inputs.size() != 1) return Status();
+    const ValueInfo* feeds = &value(concat.output);
+    if (feeds->consumers.size() != 1 || feeds->graph_output >= 0) return Status();
     BuildContext ctx;
     ctx.file = &file_;
     const auto& nodes = file_.nodes();
-    SALTED_ASSIGN(LayerPtr layer, fold_salt_into_conv(nodes[static_cast<std::size_t>(topo_.salt_node)],
-                                                      nodes[static_cast<std::size_t>(conv)], ctx,
-                                                      value(concat.inputs[0]).shape));
-    if (!layer) return Status();
-    fold_.concat = topo_.salt_node;
-    fold_.conv = conv;
-    fold_.layer = std::move(layer);
+    const io::Node& concat_node = nodes[static_cast<std::size_t>(topo_.salt_node)];
+    const Shape& act_shape = value(concat.inputs[0]).shape;
+    SaltFold fold;
+    fold.concat = topo_.salt_node;
+    SaltMapsAffine affine;
+    if (node(feeds->consumers[0]).op == "batch_norm") {  // WideResNet: concat -> BN-ReLU -> convs
+        fold.through = feeds->consumers[0];
+        SALTED_ASSIGN(auto split, split_batch_norm(concat_node, nodes[static_cast<std::size_t>(fold.through)], ctx,
+                                                   act_shape));
+        if (!split.first) return Status();
+        fold.through_layer = std::move(split.first);
+        affine = std::move(split.second);
+        feeds = &value(node(fold.through).output);
+        if (feeds->consumers.empty() || feeds->graph_output >= 0) return Status();
+    }
+    for (int conv : feeds->consumers) {
+        if (node(conv).inputs.size() != 1) return Status();
+        SALTED_ASSIGN(LayerPtr layer, fold_salt_into_conv(concat_node, nodes[static_cast<std::size_t>(conv)], ctx,
+                                                          act_shape, fold.through >= 0 ? &affine : nullptr));
+        if (!layer) return Status();
+        fold.convs.push_back(conv);
+        fold.layers.push_back(std::move(layer));
+    }
+    fold_ = std::move(fold);
     return Status();
 }
 

@@ -13,10 +13,12 @@
 // because nodes run one after another.
 //
 // Steps: what actually runs, in order. Usually one per node; when the range
-// holds both the salt concat and the conv it feeds (Model::salt_fold()), the
-// concat's step disappears and the conv's step runs the folded layer on the
-// concat's inputs, so the concat's output is never computed or stored. A
-// range that ends between the two (an unsafe cut) runs them as written.
+// holds both the salt concat and the convs it feeds (Model::salt_fold()), the
+// concat's step disappears and each conv's step runs its folded layer on the
+// activations and the salt, so the concat's output is never computed or
+// stored; a batch_norm between them runs on the activation channels only
+// (its output value is planned with that many channels). A range that ends
+// between the concat and the last conv (an unsafe cut) runs them as written.
 #pragma once
 
 #include <algorithm>
@@ -102,9 +104,11 @@ inline Result<Plan> plan_range(const Model& m, int from, int to, int64_t batch) 
 
     // The steps, with the salt fold applied when the range allows it.
     const SaltFold* fold = m.salt_fold();
-    const bool folded = fold && fold->concat >= from && fold->conv < to &&
-                        std::find(p.outputs.begin(), p.outputs.end(), t.nodes[static_cast<std::size_t>(fold->concat)].output) ==
-                            p.outputs.end();
+    const auto is_output = [&](int v) { return std::find(p.outputs.begin(), p.outputs.end(), v) != p.outputs.end(); };
+    const NodeInfo* concat = fold ? &t.nodes[static_cast<std::size_t>(fold->concat)] : nullptr;
+    const int through_out = fold && fold->through >= 0 ? t.nodes[static_cast<std::size_t>(fold->through)].output : -1;
+    const bool folded = fold && fold->concat >= from && fold->last() < to && !is_output(concat->output) &&
+                        !(through_out >= 0 && is_output(through_out));
     for (int i = from; i < to; ++i) {
         const NodeInfo& node = t.nodes[static_cast<std::size_t>(i)];
         if (folded && i == fold->concat) continue;
@@ -114,10 +118,14 @@ inline Result<Plan> plan_range(const Model& m, int from, int to, int64_t batch) 
         st.layer = &m.layer(i);
         st.inputs = node.inputs;
         st.named = i;
-        if (folded && i == fold->conv) {
+        if (folded && i == fold->through) {  // on the activation channels only
+            st.layer = fold->through_layer.get();
+            st.inputs = {concat->inputs[0]};
+            p.shapes[static_cast<std::size_t>(st.output)][1] = p.shapes[static_cast<std::size_t>(concat->inputs[0])][1];
+        } else if (const Layer* folded_conv = folded ? fold->conv_layer(i) : nullptr) {
             st.named = fold->concat;
-            st.layer = fold->layer.get();
-            st.inputs = t.nodes[static_cast<std::size_t>(fold->concat)].inputs;
+            st.layer = folded_conv;
+            st.inputs = {through_out >= 0 ? through_out : concat->inputs[0], concat->inputs[1]};
         }
         p.steps.push_back(std::move(st));
     }

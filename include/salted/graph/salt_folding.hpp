@@ -1,5 +1,5 @@
-// Salt folding: the CNN salt concat and the convolution that reads it become
-// one convolution over the activations plus a per-salt table.
+// Salt folding: the CNN salt concat and the convolutions that read it become
+// convolutions over the activations plus a per-salt table.
 //
 // Why: the salt maps depend on the salt s alone, and there are only C salts.
 // Convolution is linear in its input channels, so
@@ -10,17 +10,24 @@
 // activation) and the salt channels' share of the convolution: a salted
 // model then costs what a standard one does, plus one add per output.
 //
+// A per-channel node between the concat and the convs keeps this true: in
+// WideResNet the concat feeds a BatchNorm-ReLU, whose output feeds both the
+// block's 3x3 conv and its 1x1 shortcut. BN-ReLU acts on each channel alone,
+// so its salt channels are act(maps(s) * scale + shift), again a function of
+// s alone: the BN then runs on the activation channels only, and each conv
+// gets its own table built from the transformed maps.
+//
 // The table entries are summed in double and rounded once, and the conv over
 // the activations is the same GEMM as before, so the folded layer matches
 // PyTorch within the parity tolerance but not bit for bit: the float sums run
 // in a different order. The maps themselves come from ops::CnnSalt, exactly
 // as PyTorch rounds them.
 //
-// Folded only when the concat's output feeds a single groups-1 conv and
-// nothing else (the LeNet and sensor-net salts; WideResNet's salt passes a
-// BatchNorm-ReLU first and is left as it is), and the table stays small.
+// Folded only when every reader is a groups-1 conv (directly, or behind one
+// batch_norm that is the concat's only reader), and the tables stay small.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -82,7 +89,23 @@ private:
     int64_t classes_;
 };
 
+// What a per-channel node between the concat and the convs does to the salt
+// maps: map j becomes act(x * scale[j] + shift[j]).
+struct SaltMapsAffine {
+    std::vector<float> scale, shift;  // one per salt map
+    ops::Activation act;
+};
+
 namespace detail {
+
+// Where the concat puts the activations and the salt maps among its channels.
+struct SaltChannels {
+    int64_t first_act = 0, first_salt = 0;
+};
+inline SaltChannels salt_channels(const ops::CnnSaltParams& sp, int64_t activation_channels) {
+    const bool salt_first = sp.order == ops::SaltOrder::salt_first;
+    return SaltChannels{salt_first ? sp.maps : 0, salt_first ? 0 : activation_channels};
+}
 
 // The conv's weights without the salt's input channels: [Cout, Ca, kh, kw].
 inline std::vector<float> activation_weights(ConstTensorView w, int64_t ca, int64_t first_act) {
@@ -97,29 +120,31 @@ inline std::vector<float> activation_weights(ConstTensorView w, int64_t ca, int6
 }  // namespace detail
 
 // Builds the folded layer for `concat` (a cnn_salt_concat node) feeding
-// `conv_node` (a conv2d the caller checked to be the concat's only reader),
-// with activations of per-item shape `act_shape` [1, Ca, H, W]. Returns null
-// (and no error) when the pair does not qualify.
+// `conv_node` (a conv2d the caller checked reads only the concat's output,
+// or the output of the per-channel node `through` reading it), with
+// activations of per-item shape `act_shape` [1, Ca, H, W]. Returns null (and
+// no error) when the pair does not qualify.
 inline Result<LayerPtr> fold_salt_into_conv(const io::Node& concat, const io::Node& conv_node,
-                                            const BuildContext& ctx, const Shape& act_shape) {
+                                            const BuildContext& ctx, const Shape& act_shape,
+                                            const SaltMapsAffine* through = nullptr) {
     if (concat.op != "cnn_salt_concat" || conv_node.op != "conv2d" || act_shape.rank() != 4) return LayerPtr();
     SALTED_ASSIGN(ops::CnnSalt salt, cnn_salt_op(concat, ctx));
     SALTED_ASSIGN(ops::Conv2dParams p, conv2d_params(conv_node));
     const ops::CnnSaltParams& sp = salt.params();
     const int64_t ca = act_shape[1], k = sp.maps;
     if (p.groups != 1 || p.in_channels != ca + k) return LayerPtr();
+    if (through && static_cast<int64_t>(through->scale.size()) != k) return LayerPtr();
     SALTED_ASSIGN(ConstTensorView w, detail::required_weight(ctx, conv_node, "weight"));
     SALTED_ASSIGN(ConstTensorView b, detail::optional_weight(ctx, conv_node, "bias"));
     SALTED_ASSIGN(Shape out_shape, ops::detail::conv2d_output_shape(p, Shape({1, ca + k, act_shape[2], act_shape[3]})));
     const int64_t per_salt = out_shape.numel();
     if (sp.num_classes * per_salt > salt_fold_max_table_floats) return LayerPtr();
 
-    const bool salt_first = sp.order == ops::SaltOrder::salt_first;
-    const int64_t first_act = salt_first ? k : 0, first_salt = salt_first ? 0 : ca;
+    const detail::SaltChannels where = detail::salt_channels(sp, ca);
     ops::Conv2dParams pa = p;
     pa.in_channels = ca;
     pa.activation = ops::Activation::none();
-    std::vector<float> wa = detail::activation_weights(w, ca, first_act);
+    std::vector<float> wa = detail::activation_weights(w, ca, where.first_act);
     SALTED_ASSIGN(ops::Conv2d conv, ops::Conv2d::create(
                                         pa, ConstTensorView(wa.data(), Shape({p.out_channels, ca, p.kernel_h,
                                                                               p.kernel_w})),
@@ -131,6 +156,12 @@ inline Result<LayerPtr> fold_salt_into_conv(const io::Node& concat, const io::No
     const int64_t H = sp.height, W = sp.width, Ho = out_shape[2], Wo = out_shape[3], cin = p.in_channels;
     for (int64_t s = 0; s < sp.num_classes; ++s) {
         SALTED_TRY(salt.maps(&s, 1, maps.view()));
+        if (through)  // as the batch_norm would leave them (one fused multiply-add, as its kernel)
+            for (int64_t j = 0; j < k; ++j)
+                for (int64_t i = 0; i < H * W; ++i) {
+                    float& x = maps.data()[j * H * W + i];
+                    x = through->act.apply(std::fma(x, through->scale[j], through->shift[j]));
+                }
         float* t = table.data() + s * per_salt;
         for (int64_t co = 0; co < p.out_channels; ++co)
             for (int64_t oy = 0; oy < Ho; ++oy)
@@ -144,13 +175,39 @@ inline Result<LayerPtr> fold_salt_into_conv(const io::Node& concat, const io::No
                                 const int64_t ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
                                 if (ix < 0 || ix >= W) continue;
                                 sum += double(maps.data()[(j * H + iy) * W + ix]) *
-                                       double(w.data[((co * cin + first_salt + j) * p.kernel_h + ky) * p.kernel_w + kx]);
+                                       double(w.data[((co * cin + where.first_salt + j) * p.kernel_h + ky) *
+                                                         p.kernel_w + kx]);
                             }
                         }
                     t[(co * Ho + oy) * Wo + ox] = static_cast<float>(sum);
                 }
     }
     return LayerPtr(new SaltFoldedConvLayer(std::move(conv), std::move(table), p.activation, sp.num_classes));
+}
+
+// A batch_norm node `bn` reading the concat's output, split in two: the layer
+// that runs, over the activation channels only (out.first), and what it does
+// to the salt maps, which goes into the tables (out.second). Null layer (and
+// no error) when the pair does not qualify.
+inline Result<std::pair<LayerPtr, SaltMapsAffine>> split_batch_norm(const io::Node& concat, const io::Node& bn,
+                                                                    const BuildContext& ctx,
+                                                                    const Shape& act_shape) {
+    std::pair<LayerPtr, SaltMapsAffine> out;
+    if (concat.op != "cnn_salt_concat" || bn.op != "batch_norm" || act_shape.rank() != 4) return out;
+    SALTED_ASSIGN(ops::CnnSalt salt, cnn_salt_op(concat, ctx));
+    const ops::CnnSaltParams& sp = salt.params();
+    const int64_t ca = act_shape[1], k = sp.maps;
+    SALTED_ASSIGN(ConstTensorView scale, detail::required_weight(ctx, bn, "scale"));
+    SALTED_ASSIGN(ConstTensorView shift, detail::required_weight(ctx, bn, "shift"));
+    SALTED_ASSIGN(ops::Activation act, detail::attr_activation(bn));
+    if (scale.shape != Shape{ca + k} || shift.shape != Shape{ca + k}) return out;
+    const detail::SaltChannels where = detail::salt_channels(sp, ca);
+    SALTED_ASSIGN(out.first, batch_norm_layer(bn, ConstTensorView(scale.data + where.first_act, Shape{ca}),
+                                              ConstTensorView(shift.data + where.first_act, Shape{ca}), act));
+    out.second.scale.assign(scale.data + where.first_salt, scale.data + where.first_salt + k);
+    out.second.shift.assign(shift.data + where.first_salt, shift.data + where.first_salt + k);
+    out.second.act = act;
+    return out;
 }
 
 }  // namespace graph
