@@ -10,9 +10,11 @@
 // transforms, GEMM, bias and the fused ReLU); SGEMM runs only the bare GEMM
 // on matrices of the same shape (no im2col, no bias), so a ratio near 1 means
 // the op costs what the GEMM alone costs in a tuned BLAS. The last column
-// says which algorithm Conv2d chose: for `winograd` rows (3x3 stride 1), the
-// GFLOP/s are *effective*: direct-convolution FLOPs / time, as if the layer
-// had done all 2*M*N*K of them; Winograd F(4x4, 3x3) does about a quarter.
+// says which algorithm Conv2d chose: for `winograd` rows (3x3 stride 1) and
+// `row-winograd` rows (the sensor net's (1,5)/(3,5) layers), the GFLOP/s are
+// *effective*: direct-convolution FLOPs / time, as if the layer had done all
+// 2*M*N*K of them; Winograd F(4x4, 3x3) does about a quarter, the row
+// Winograd 3/kw of them.
 // --batch N runs every selected shape at batch N instead of its own (the
 // SGEMM twin's N grows with it; rows already at N are not repeated).
 // Run with OMP_WAIT_POLICY=PASSIVE (bench/run.sh does) so idle OpenMP workers
@@ -177,7 +179,11 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
     Row row;
     const bool plain_gemm = L.kh == 1 && L.kw == 1 && L.sh == 1 && L.sw == 1 &&
                             L.pad_top + L.pad_left + L.pad_bottom + L.pad_right == 0;
-    row.algo = conv->uses_winograd(in_shape) ? "winograd" : plain_gemm ? "gemm" : "im2col";
+    row.algo = conv->uses_winograd(in_shape)       ? "winograd"
+               : conv->uses_row_winograd(in_shape) ? "row-winograd"
+               : conv->uses_direct(in_shape)       ? "direct"
+               : plain_gemm                        ? "gemm"
+                                                   : "im2col";
     measure(salted_run, blas_run, o, row);
     return row;
 }
@@ -348,7 +354,7 @@ int main(int argc, char** argv) {
                 salted::kernels::gemm_nr, static_cast<int>(salted::simd::width));
     std::printf("times are µs per call: median, then min–max and ±MAD as %% of the median; "
                 "ratio = SGEMM median / salted median (> 1: salted faster); algo = what salted ran "
-                "(winograd rows: effective GFLOP/s, direct-convolution FLOPs / time)\n\n");
+                "(winograd and row-winograd rows: effective GFLOP/s, direct-convolution FLOPs / time)\n\n");
     std::printf("| model | layer | batch | GEMM MxNxK | MFLOP | salted µs | salted spread | salted GFLOP/s "
                 "| SGEMM µs | SGEMM spread | SGEMM GFLOP/s | ratio | algo |\n");
     std::printf("|---|---|--:|---|--:|--:|---|--:|--:|---|--:|--:|---|\n");

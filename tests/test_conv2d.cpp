@@ -181,7 +181,8 @@ TEST_CASE("conv2d direct path matches ref over a generated grid, on 1 and 2 thre
                     auto weight = random_floats(ws_shape.numel(), seed);
                     auto conv = Conv2d::create(p, ConstTensorView(weight.data(), ws_shape), ConstTensorView());
                     REQUIRE(conv.ok());
-                    const bool wino = conv->uses_winograd(Shape({batch, cin, h, w}));
+                    const bool wino = conv->uses_winograd(Shape({batch, cin, h, w})) ||
+                                      conv->uses_row_winograd(Shape({batch, cin, h, w}));
                     CHECK((conv->uses_direct(Shape({batch, cin, h, w})) || wino));
                     direct += wino ? 0 : 1;
                     check_conv(p, batch, h, w, seed % 4 != 0, seed);
@@ -192,15 +193,15 @@ TEST_CASE("conv2d direct path matches ref over a generated grid, on 1 and 2 thre
 }
 
 TEST_CASE("conv2d direct path: results do not depend on the thread count") {
-    Conv2dParams p = params(11, 40, 3, 5);
+    Conv2dParams p = params(11, 40, 4, 5);  // 4 kernel rows: not a row-Winograd layer
     p.stride_w = 2;
     p.pad_top = p.pad_right = 1;
     p.activation = Activation::relu();
     const Shape is({6, 11, 13, 31});
-    auto weight = random_floats(40 * 11 * 15, 9);
+    auto weight = random_floats(40 * 11 * 20, 9);
     auto bias = random_floats(40, 10);
     auto input = random_floats(is.numel(), 11);
-    auto conv = Conv2d::create(p, ConstTensorView(weight.data(), Shape({40, 11, 3, 5})),
+    auto conv = Conv2d::create(p, ConstTensorView(weight.data(), Shape({40, 11, 4, 5})),
                                ConstTensorView(bias.data(), Shape({40})));
     REQUIRE(conv.ok());
     REQUIRE(conv->uses_direct(is));

@@ -1,5 +1,6 @@
-// conv2d layers that take the Winograd F(4x4, 3x3) path against PyTorch
-// (cases written by tests/parity/gen_winograd.py), on 1 and 2 threads.
+// conv2d layers that take the Winograd F(4x4, 3x3) path or the row
+// Winograd against PyTorch (cases written by tests/parity/gen_winograd.py),
+// on 1 and 2 threads.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -12,8 +13,8 @@
 using namespace salted;
 
 TEST_SUITE("parity") {
-TEST_CASE("conv2d through Winograd matches PyTorch") {
-    int checked = 0, winograd = 0;
+TEST_CASE("conv2d through Winograd (3x3 and row) matches PyTorch") {
+    int checked = 0, winograd = 0, rows = 0;
     double worst = 0;
     std::string worst_case;
     for (int threads : {1, 2}) {
@@ -22,7 +23,10 @@ TEST_CASE("conv2d through Winograd matches PyTorch") {
             ops::Conv2dParams p;
             p.in_channels = c.i("cin");
             p.out_channels = c.i("cout");
-            p.kernel_h = p.kernel_w = 3;
+            p.kernel_h = c.i("kh");
+            p.kernel_w = c.i("kw");
+            p.stride_h = c.i("sh");
+            p.stride_w = c.i("sw");
             p.pad_top = c.i("pt");
             p.pad_left = c.i("pl");
             p.pad_bottom = c.i("pb");
@@ -39,6 +43,7 @@ TEST_CASE("conv2d through Winograd matches PyTorch") {
             REQUIRE_MESSAGE(conv.ok(), conv.message());
             INFO(c.name << " threads=" << threads);
             CHECK(conv->uses_winograd(in.shape()) == (c.i("expect_winograd") == 1));
+            CHECK(conv->uses_row_winograd(in.shape()) == (c.i("expect_row") == 1));
             auto out = Tensor::empty(want.shape());
             REQUIRE(out.ok());
             std::vector<float> ws(conv->workspace_floats(in.shape()));
@@ -52,12 +57,14 @@ TEST_CASE("conv2d through Winograd matches PyTorch") {
                 worst_case = c.name;
             }
             winograd += conv->uses_winograd(in.shape()) ? 1 : 0;
+            rows += conv->uses_row_winograd(in.shape()) ? 1 : 0;
             ++checked;
         }
     }
     set_num_threads(0);
     MESSAGE("largest max|diff| / max(1, max|torch|): " << worst << " (" << worst_case << "); tolerance 1e-4");
-    CHECK(checked >= 2 * 13);
+    CHECK(checked >= 2 * 20);
     CHECK(winograd >= 2 * 12);
+    CHECK(rows >= 2 * 6);
 }
 }

@@ -1,7 +1,9 @@
 // Winograd F(4x4, 3x3): the lane transforms against their scalar twins, the
 // scalar Winograd twin and the fast kernel against the direct loop nest
 // ops::ref::conv2d over a grid of awkward shapes, bit-identical results on 1
-// and 2 threads, and conv2d's batch-level threading (both algorithms).
+// and 2 threads, and conv2d's batch-level threading (both algorithms). The
+// row Winograd (polyphase F(4, 3), kernels/winograd_row.hpp) against the
+// same loop nest, through conv2d.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -514,7 +516,11 @@ TEST_CASE("conv2d run allocates nothing once warm, on both algorithms and any th
     p5.out_channels = 16;
     p5.kernel_h = p5.kernel_w = 5;
     Problem im2col(p5, 4, 12, 12, true, 92);
-    for (Problem* pb : {&wino, &im2col}) {
+    Conv2dParams row = p5;  // the sensor net's (1,5) stride-(1,2) layer, small
+    row.kernel_h = 1;
+    row.stride_w = 2;
+    Problem rows(row, 3, 9, 40, true, 93);
+    for (Problem* pb : {&wino, &im2col, &rows}) {
         auto conv = Conv2d::create(pb->p, pb->weight_view(), pb->bias_view());
         REQUIRE(conv.ok());
         std::vector<float> ws(conv->workspace_floats(pb->in_shape)), out(pb->out_shape.numel());
@@ -532,4 +538,80 @@ TEST_CASE("conv2d run allocates nothing once warm, on both algorithms and any th
         }
         CHECK(relative_error(out, pb->want) <= winograd_tolerance);
     }
+}
+
+// Row convs: kh x kw kernels with kh <= 3 and a row stride of 1 (kw = 3) or
+// 2 (kw = 4..6), as the sensor ConvNet's (1,5)/(3,5) stride-(.,2) layers.
+TEST_CASE("row winograd: conv2d on row-wise layers matches the direct loop nest, on 1 and 2 threads") {
+    struct Case {
+        int64_t kh, kw, sh, sw, cin, cout, batch, h, w, pt, pl, pb, pr;
+    } cases[] = {
+        {1, 5, 1, 2, 16, 32, 1, 9, 60, 0, 0, 0, 0},   // sensor conv2-like
+        {1, 5, 1, 2, 9, 17, 3, 7, 41, 0, 0, 0, 0},    // odd channels, output width not a multiple of 4
+        {3, 5, 2, 2, 12, 20, 2, 13, 46, 0, 0, 0, 0},  // sensor conv4-like
+        {2, 4, 1, 2, 8, 16, 1, 10, 50, 1, 2, 0, 3},   // even kernel, asymmetric padding
+        {1, 6, 2, 2, 10, 24, 2, 9, 70, 1, 1, 1, 1},   // padding above and below: zero rows
+        {3, 3, 2, 1, 8, 40, 1, 11, 30, 1, 1, 1, 1},   // stride 1 along the row (3x3 Winograd needs stride 1 both ways)
+        {1, 3, 1, 1, 8, 16, 4, 5, 20, 0, 1, 0, 1},    // (1,3) stride 1, batch 4
+    };
+    uint32_t seed = 900;
+    for (const auto& c : cases) {
+        Conv2dParams p;
+        p.in_channels = c.cin;
+        p.out_channels = c.cout;
+        p.kernel_h = c.kh;
+        p.kernel_w = c.kw;
+        p.stride_h = c.sh;
+        p.stride_w = c.sw;
+        p.pad_top = c.pt;
+        p.pad_left = c.pl;
+        p.pad_bottom = c.pb;
+        p.pad_right = c.pr;
+        for (Activation act : {Activation::none(), Activation::leaky_relu(0.1f)}) {
+            p.activation = act;
+            ++seed;
+            Problem pb(p, c.batch, c.h, c.w, seed % 2 == 0, seed);
+            auto conv = Conv2d::create(p, pb.weight_view(), pb.bias_view());
+            REQUIRE(conv.ok());
+            INFO(pb.describe() << " kernel=" << c.kh << "x" << c.kw << " stride=" << c.sh << "," << c.sw);
+            REQUIRE(conv->uses_row_winograd(pb.in_shape));
+            CHECK(!conv->uses_winograd(pb.in_shape));
+            CHECK(!conv->uses_direct(pb.in_shape));
+            std::vector<std::vector<float>> outs;
+            for (int threads : {1, 2}) {
+                ThreadSetting ts(threads);
+                outs.push_back(run_conv(*conv, pb));
+            }
+            CHECK(relative_error(outs[0], pb.want) <= winograd_tolerance);
+            CHECK(outs[1] == outs[0]);
+        }
+    }
+}
+
+TEST_CASE("row winograd: taken only where it saves multiplies and the output is big enough") {
+    using kernels::RowTiles;
+    CHECK(RowTiles::supports(1, 5, 2, 1, 1, 1));
+    CHECK(RowTiles::supports(3, 5, 2, 1, 1, 1));
+    CHECK(RowTiles::supports(1, 3, 1, 1, 1, 1));
+    CHECK(!RowTiles::supports(3, 3, 2, 1, 1, 1));  // 2 + 1 taps: nothing saved (WideResNet's strided convs)
+    CHECK(!RowTiles::supports(1, 5, 1, 1, 1, 1));  // 5 taps at stride 1 do not fit F(4, 3)
+    CHECK(!RowTiles::supports(5, 5, 2, 1, 1, 1));  // more than 3 kernel rows
+    CHECK(!RowTiles::supports(1, 5, 2, 1, 2, 1));  // dilated
+    CHECK(!RowTiles::supports(1, 5, 2, 1, 1, 2));  // grouped
+    CHECK(!RowTiles::supports(1, 5, 3, 1, 1, 1));  // stride 3
+    // Small outputs stay on the direct convolution, from the same object.
+    Conv2dParams p;
+    p.in_channels = 16;
+    p.out_channels = 32;
+    p.kernel_h = 1;
+    p.kernel_w = 5;
+    p.stride_w = 2;
+    Problem big(p, 1, 9, 40, true, 71), small(p, 1, 3, 13, true, 71);  // same weights
+    auto conv = Conv2d::create(p, big.weight_view(), big.bias_view());
+    REQUIRE(conv.ok());
+    CHECK(conv->uses_row_winograd(big.in_shape));
+    CHECK(!conv->uses_row_winograd(small.in_shape));
+    CHECK(conv->uses_direct(small.in_shape));
+    CHECK(relative_error(run_conv(*conv, big), big.want) <= winograd_tolerance);
+    CHECK(relative_error(run_conv(*conv, small), small.want) <= 1e-5);
 }

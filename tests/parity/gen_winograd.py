@@ -1,6 +1,8 @@
 """Parity cases for conv2d layers that take the Winograd F(4x4, 3x3) path
 (3x3, stride 1, dilation 1, groups 1, enough channels; see
-include/salted/kernels/winograd.hpp).
+include/salted/kernels/winograd.hpp) or the row Winograd (polyphase F(4, 3)
+for kh x kw row convs, kernels/winograd_row.hpp: the sensor ConvNet's (1,5)
+and (3,5) stride-(.,2) layers at their real sizes, and awkward ones).
 
 The WideResNet-16-4 and WRN-28-3 stride-1 3x3 layers at their real sizes
 (up to K = 9 x 256, the deepest sum), fed like in the network: ReLU'd,
@@ -8,7 +10,8 @@ batch-norm-scaled activations and He-initialised weights. Plus awkward
 shapes (odd sizes, partial tiles, asymmetric and no padding, leaky ReLU) and
 large-magnitude inputs, since Winograd's error grows with the values the
 transforms mix. test_parity_winograd.cpp checks that each case really takes
-the Winograd path (expect_winograd 1) or not (0).
+the Winograd path (expect_winograd 1) or not (0), and the row Winograd
+(expect_row 1) or not.
 """
 import torch
 import torch.nn.functional as F
@@ -19,16 +22,17 @@ ACT_NONE, ACT_RELU, ACT_LEAKY = 0, 1, 2
 
 
 def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.01, bias=True, scale=1.0,
-          expect=1):
+          expect=1, kernel=(3, 3), stride=(1, 1), expect_row=0):
     """pad = (top, left, bottom, right), applied with F.pad when asymmetric."""
+    kh, kw = kernel
     x = F.relu(torch.randn(n, cin, *hw)) * scale
-    w = torch.randn(cout, cin, 3, 3) * (2.0 / (cin * 9)) ** 0.5
+    w = torch.randn(cout, cin, kh, kw) * (2.0 / (cin * kh * kw)) ** 0.5
     b = torch.randn(cout) * 0.1 if bias else None
     top, left, bottom, right = pad
     if top == bottom and left == right:
-        y = F.conv2d(x, w, b, padding=(top, left))
+        y = F.conv2d(x, w, b, stride=stride, padding=(top, left))
     else:
-        y = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b)
+        y = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride=stride)
     if act == ACT_RELU:
         y = F.relu(y)
     elif act == ACT_LEAKY:
@@ -36,6 +40,7 @@ def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.0
     c = Case(out, name)
     c.param("cin", cin).param("cout", cout).param("pt", top).param("pl", left).param("pb", bottom)
     c.param("pr", right).param("act", act).param("slope", float(slope)).param("expect_winograd", expect)
+    c.param("kh", kh).param("kw", kw).param("sh", stride[0]).param("sw", stride[1]).param("expect_row", expect_row)
     c.array("input", x).array("weight", w).array("output", y)
     if bias:
         c.array("bias", b)
@@ -63,6 +68,23 @@ def generate(out, rng):
         lambda: _case(out, "large_values_256", 1, 256, 64, (8, 8), scale=30.0),
         # Qualifies by shape but not by channels: stays on im2col.
         lambda: _case(out, "stem_3_16_im2col", 1, 3, 16, (32, 32), bias=False, expect=0),
+        # Row Winograd: the sensor ConvNet's layers 1-3 (BN folded, LeakyReLU).
+        lambda: _case(out, "sensor_conv1_1x5_s12", 1, 64, 64, (27, 196), pad=(0, 0, 0, 0), act=ACT_LEAKY,
+                      kernel=(1, 5), stride=(1, 2), expect=0, expect_row=1),
+        lambda: _case(out, "sensor_conv2_1x5_s12", 2, 64, 64, (27, 96), pad=(0, 0, 0, 0), act=ACT_LEAKY,
+                      kernel=(1, 5), stride=(1, 2), expect=0, expect_row=1),
+        lambda: _case(out, "sensor_conv3_3x5_s22", 1, 68, 64, (27, 46), pad=(0, 0, 0, 0), act=ACT_LEAKY,
+                      kernel=(3, 5), stride=(2, 2), expect=0, expect_row=1),
+        # Awkward rows: padding on every side, even kernel, stride 1, large values.
+        lambda: _case(out, "row_2x4_s12_asym_pad", 2, 20, 36, (11, 37), pad=(1, 2, 0, 3), kernel=(2, 4),
+                      stride=(1, 2), expect=0, expect_row=1),
+        lambda: _case(out, "row_3x3_s21_relu", 1, 24, 40, (15, 30), act=ACT_RELU, kernel=(3, 3), stride=(2, 1),
+                      expect=0, expect_row=1),
+        lambda: _case(out, "row_1x6_large_values", 1, 128, 48, (9, 90), pad=(0, 0, 0, 0), kernel=(1, 6),
+                      stride=(1, 2), scale=30.0, expect=0, expect_row=1),
+        # A WideResNet stride-2 3x3 conv: nothing to save, stays direct.
+        lambda: _case(out, "wrn_s2_3x3_direct", 1, 64, 128, (32, 32), pad=(0, 0, 1, 1), kernel=(3, 3),
+                      stride=(2, 2), expect=0, expect_row=0),
     ]
     for make in cases:
         make()

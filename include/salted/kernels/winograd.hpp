@@ -98,31 +98,94 @@ inline bool winograd_worth_it_for_any_size(int64_t in_channels, int64_t out_chan
     return winograd_channels_worth_it(in_channels, out_channels) && out_channels >= 32;
 }
 
-class WinogradConv3x3 {
+// The position where each tile's output starts.
+struct WinogradTilePos {
+    int64_t image, oy, ox;  // top-left output pixel
+};
+
+// The tiling of one convolution shape (here F(4x4, 3x3); kernels/
+// winograd_row.hpp has the 1-row F(4, 3) for 1 x k row convolutions). A
+// Tiles type says how many transform positions a tile has (positions), the
+// output tile's extent (tile_h x tile_out), how the weights of an (output
+// channel, transformed input channel) pair become `positions` values, where
+// each tile reads its input, and how one input channel of up to a SIMD
+// width of tiles becomes transformed values (handed over one transformed
+// channel at a time); WinogradConv does the rest.
+struct Tiles3x3 {
+    using Geometry = WinogradGeometry;
+    using Patch = winograd::Patch;
+    static constexpr int positions = winograd::positions;
+    static constexpr int tile_h = winograd::tile_out;
+    static constexpr int64_t block_tiles = winograd_block_tiles;
+    // Transformed input channels per input channel.
+    int phases() const { return 1; }
+
+    // U = G g G^T of weight[co][k] ([Cout, Cin, 3, 3]).
+    void kernel_transform(const float* weight, int64_t co, int64_t k, int64_t cin, double* u) const {
+        winograd::kernel_transform(weight + (co * cin + k) * 9, u);
+    }
+
+    void locate(const Geometry& g, int64_t cin, int64_t t0, int64_t count, WinogradTilePos* pos,
+                Patch* patches) const {
+        const int64_t per_image = g.tiles_per_image(), tx_count = g.tiles_x();
+        for (int64_t r = 0; r < count; ++r) {
+            const int64_t t = t0 + r, rem = t % per_image;
+            pos[r] = WinogradTilePos{t / per_image, rem / tx_count * winograd::tile_out,
+                                     rem % tx_count * winograd::tile_out};
+            patches[r] = winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin, g.in_h, g.in_w, g.pad_top,
+                                            g.pad_left);
+        }
+    }
+
+    // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per lane).
+    template <class Emit>
+    void transform_input(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
+                         const Emit& emit) const {
+        simd::FloatBatch d[positions], tv[positions];
+        winograd::load_patches(in, patches, lanes, c * g.in_h * g.in_w, g.in_w, d);
+        winograd::input_transform(d, tv);
+        emit(0, tv);
+    }
+
+    static void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
+        winograd::output_transform(m, y);
+    }
+};
+
+// A Winograd convolution: the driver shared by the tilings (blocks, GEMMs,
+// threads, workspace), over the transformed input channels K = Cin x phases.
+template <class Tiles>
+class WinogradConv {
 public:
-    // weight [Cout, Cin, 3, 3] (PyTorch layout), bias [Cout] or null. The
-    // arguments are trusted (conv2d validated them); fails only when memory
-    // runs out.
-    static Result<WinogradConv3x3> create(int64_t in_channels, int64_t out_channels, const float* weight,
-                                          const float* bias) {
-        constexpr int NR = gemm_nr, P = winograd::positions;
-        WinogradConv3x3 w;
+    using Geometry = typename Tiles::Geometry;
+    using Patch = typename Tiles::Patch;
+    static constexpr int positions = Tiles::positions;
+
+    // weight in PyTorch layout, as `tiles` reads it; bias [Cout] or null.
+    // The arguments are trusted (conv2d validated them); fails only when
+    // memory runs out.
+    static Result<WinogradConv> create(const Tiles& tiles, int64_t in_channels, int64_t out_channels,
+                                       const float* weight, const float* bias) {
+        constexpr int NR = gemm_nr, P = positions;
+        WinogradConv w;
+        w.tiles_ = tiles;
         w.cin_ = in_channels;
+        w.k_ = in_channels * tiles.phases();
         w.cout_ = out_channels;
         w.panels_ = (out_channels + NR - 1) / NR;
-        SALTED_ASSIGN(w.u_, Tensor::zeros(Shape({w.panels_, P, in_channels, NR})));
+        SALTED_ASSIGN(w.u_, Tensor::zeros(Shape({w.panels_, P, w.k_, NR})));
         SALTED_ASSIGN(w.bias_, Tensor::zeros(Shape({w.panels_ * NR})));
         if (bias) std::memcpy(w.bias_.data(), bias, static_cast<std::size_t>(out_channels) * sizeof(float));
-        // U[xi](ci, co) in B-panel order: panel co / NR, row ci, column co % NR,
-        // with a panel's 36 positions next to each other, so that the GEMMs
+        // U[xi](k, co) in B-panel order: panel co / NR, row k, column co % NR,
+        // with a panel's positions next to each other, so that the GEMMs
         // (panel by panel, position by position) stream it in one sweep.
         float* u = w.u_.data();
         double t[P];
         for (int64_t co = 0; co < out_channels; ++co)
-            for (int64_t ci = 0; ci < in_channels; ++ci) {
-                winograd::kernel_transform(weight + (co * in_channels + ci) * 9, t);
+            for (int64_t k = 0; k < w.k_; ++k) {
+                tiles.kernel_transform(weight, co, k, in_channels, t);
                 for (int xi = 0; xi < P; ++xi)
-                    u[(((co / NR) * P + xi) * in_channels + ci) * NR + co % NR] = static_cast<float>(t[xi]);
+                    u[(((co / NR) * P + xi) * w.k_ + k) * NR + co % NR] = static_cast<float>(t[xi]);
             }
         return w;
     }
@@ -131,27 +194,27 @@ public:
     int64_t out_channels() const { return cout_; }
 
     // Tiles per block (the last block of a problem may have fewer).
-    static constexpr int64_t block_tiles() { return winograd_block_tiles; }
+    static constexpr int64_t block_tiles() { return Tiles::block_tiles; }
 
     // Distance between positions xi in a slot's V. Padded by a cache line:
     // unpadded, the 36 positions are a power of two apart (4 KiB at Cin =
     // 64) and fall into one L1 set, which the input transform's 36 stores
     // per channel thrash (measured: padding saved 0-15% on the 32x32 WRN layers).
-    int64_t v_stride() const { return block_tiles() * cin_ + 16; }
-    // Distance between tiles in a slot's M: a tile's 36 positions x NR
+    int64_t v_stride() const { return block_tiles() * k_ + 16; }
+    // Distance between tiles in a slot's M: a tile's positions x NR
     // channels are contiguous, so the output transform reads one sequential
-    // 4.5 KiB run per tile (the GEMMs write it with ldc = m_row()).
-    static constexpr int64_t m_row() { return winograd::positions * gemm_nr; }
+    // run per tile (the GEMMs write it with ldc = m_row()).
+    static constexpr int64_t m_row() { return positions * gemm_nr; }
 
     // Floats of a transformed input block (V) and of `rows` tiles of an M panel.
-    int64_t v_floats() const { return winograd::positions * v_stride(); }
+    int64_t v_floats() const { return positions * v_stride(); }
     static constexpr int64_t m_floats(int64_t rows) { return rows * m_row(); }
 
     // Scratch for run(), whatever the thread count, plus 16 floats to align
     // it to cache lines whatever the caller's alignment. Several blocks: a
     // slot (V and M) per possible worker, at most gemm_max_slots. One block:
     // its V once, and an M slot per possible worker (see run()).
-    int64_t workspace_floats(const WinogradGeometry& g) const {
+    int64_t workspace_floats(const Geometry& g) const {
         const int64_t tiles = g.tiles();
         const int64_t blocks = (tiles + block_tiles() - 1) / block_tiles();
         if (blocks <= 1) {
@@ -162,17 +225,17 @@ public:
     }
 
     // run()'s work for the thread threshold, in FLOPs at GEMM speed: the
-    // GEMMs plus ~1000 per tile and channel for the transforms, fitted to
-    // 1-thread times of the WRN layers (a 16->64 32x32 layer does 4.7
-    // MFLOP of GEMM in the time of ~12). In double, so that no shape
-    // overflows it.
-    int64_t work_flops(const WinogradGeometry& g) const {
-        const double per_tile = 2.0 * winograd::positions * double(cin_) * double(panels_ * gemm_nr) +
-                                1000.0 * double(cin_ + cout_);
+    // GEMMs plus, for the transforms, ~1000 per tile and channel at 36
+    // positions (fewer positions in proportion), fitted to 1-thread times of
+    // the WRN layers (a 16->64 32x32 layer does 4.7 MFLOP of GEMM in the time
+    // of ~12). In double, so that no shape overflows it.
+    int64_t work_flops(const Geometry& g) const {
+        const double per_tile = 2.0 * positions * double(k_) * double(panels_ * gemm_nr) +
+                                1000.0 * positions / 36.0 * double(k_ + cout_);
         return static_cast<int64_t>(std::min(double(g.tiles()) * per_tile, 9e18));
     }
 
-    // out[N, Cout, out_h, out_w] = act(conv3x3(in[N, Cin, in_h, in_w]) + bias).
+    // out[N, Cout, out_h, out_w] = act(conv(in[N, Cin, in_h, in_w]) + bias).
     // `workspace` holds workspace_floats(g) floats; allocates nothing.
     //
     // Several blocks (batch > 1, or 32x32 maps at batch 1): the blocks are
@@ -186,8 +249,7 @@ public:
     // own tiles parallelises the transform too, but measured 3-8% slower on
     // one thread, as each half streams all of U, and only 2 chunks leave
     // the pool nothing to balance when a thread wakes late.)
-    void run(const WinogradGeometry& g, const float* in, float* out, const ops::Activation& act,
-             float* workspace) const {
+    void run(const Geometry& g, const float* in, float* out, const ops::Activation& act, float* workspace) const {
         const int64_t tiles = g.tiles();
         if (tiles <= 0) return;
         const int64_t work = work_flops(g);
@@ -207,18 +269,18 @@ public:
                 float* m = v + v_floats();
                 for (int64_t blk = b * blocks / workers; blk < e * blocks / workers; ++blk) {
                     const int64_t t0 = blk * block_tiles(), count = std::min(block_tiles(), tiles - t0);
-                    TilePos pos[winograd_block_tiles];
-                    winograd::Patch patches[winograd_block_tiles];
-                    locate_tiles(g, t0, count, pos, patches);
+                    WinogradTilePos pos[Tiles::block_tiles];
+                    Patch patches[Tiles::block_tiles];
+                    tiles_.locate(g, cin_, t0, count, pos, patches);
                     transform_input(g, in, patches, count, v);
                     for (int64_t p = 0; p < panels_; ++p) finish_tiles(g, out, act, pos, count, v, p, m);
                 }
             });
             return;
         }
-        TilePos pos[winograd_block_tiles];
-        winograd::Patch patches[winograd_block_tiles];
-        locate_tiles(g, 0, tiles, pos, patches);
+        WinogradTilePos pos[Tiles::block_tiles];
+        Patch patches[Tiles::block_tiles];
+        tiles_.locate(g, cin_, 0, tiles, pos, patches);
         float* v = aligned;
         transform_input(g, in, patches, tiles, v);
         const int64_t row_panels = (tiles + gemm_mr - 1) / gemm_mr, items = panels_ * row_panels;
@@ -227,40 +289,25 @@ public:
             float* m = aligned + v_floats() + b * m_floats(gemm_mr);
             for (int64_t it = b * items / workers; it < e * items / workers; ++it) {
                 const int64_t p = it / row_panels, r0 = it % row_panels * gemm_mr;
-                finish_tiles(g, out, act, pos + r0, std::min<int64_t>(gemm_mr, tiles - r0), v + r0 * cin_, p, m);
+                finish_tiles(g, out, act, pos + r0, std::min<int64_t>(gemm_mr, tiles - r0), v + r0 * k_, p, m);
             }
         });
     }
 
 private:
-    struct TilePos {
-        int64_t image, oy, ox;  // top-left output pixel
-    };
-
-    // Output positions and input patches of tiles [t0, t0 + count) of the batch.
-    void locate_tiles(const WinogradGeometry& g, int64_t t0, int64_t count, TilePos* pos,
-                      winograd::Patch* patches) const {
-        const int64_t per_image = g.tiles_per_image(), tx_count = g.tiles_x();
-        for (int64_t r = 0; r < count; ++r) {
-            const int64_t t = t0 + r, rem = t % per_image;
-            pos[r] = TilePos{t / per_image, rem / tx_count * winograd::tile_out, rem % tx_count * winograd::tile_out};
-            patches[r] = winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin_, g.in_h, g.in_w, g.pad_top,
-                                            g.pad_left);
-        }
-    }
-
     // For `count` tiles (at most a block, starting at an MR-panel boundary
-    // of the transformed input `v`, [36][panels][Cin][MR] with positions
-    // v_stride() apart) and output-channel panel p: the 36 GEMMs into `m`
-    // ([count][36][NR], tiles m_row() apart), then the output transform.
-    void finish_tiles(const WinogradGeometry& g, float* out, const ops::Activation& act, const TilePos* pos,
+    // of the transformed input `v`, [positions][panels][K][MR] with
+    // positions v_stride() apart) and output-channel panel p: the GEMMs into
+    // `m` ([count][positions][NR], tiles m_row() apart), then the output
+    // transform.
+    void finish_tiles(const Geometry& g, float* out, const ops::Activation& act, const WinogradTilePos* pos,
                       int64_t count, const float* v, int64_t p, float* m) const {
-        constexpr int NR = gemm_nr, P = winograd::positions;
+        constexpr int NR = gemm_nr, P = positions;
         for (int xi = 0; xi < P; ++xi) {
             PackedB src;
-            src.data = u_.data() + (p * P + xi) * cin_ * NR;
-            src.k = cin_;
-            gemm_blocked_serial(count, NR, cin_, v + xi * v_stride(), src, nullptr, m + xi * NR, m_row(),
+            src.data = u_.data() + (p * P + xi) * k_ * NR;
+            src.k = k_;
+            gemm_blocked_serial(count, NR, k_, v + xi * v_stride(), src, nullptr, m + xi * NR, m_row(),
                                 GemmEpilogue(), false);
         }
         switch (act.kind) {
@@ -283,8 +330,8 @@ private:
     }
 
     // Stores the lanes of `x` (one tile each, tiles r0.. of the block) into
-    // the A panels of one input channel: tile r goes to row r % MR of panel
-    // r / MR, and panels are `panel_stride` floats apart.
+    // the A panels of one transformed channel: tile r goes to row r % MR of
+    // panel r / MR, and panels are `panel_stride` floats apart.
     static void store_lanes(const simd::FloatBatch& x, float* dst, int64_t panel_stride, int64_t r0) {
         constexpr int W = static_cast<int>(simd::width), MR = gemm_mr;
 #if defined(SALTED_WINOGRAD_AVX512)
@@ -303,53 +350,68 @@ private:
         }
     }
 
-    void transform_input(const WinogradGeometry& g, const float* in, const winograd::Patch* patches, int64_t count,
-                         float* v) const {
-        constexpr int W = static_cast<int>(simd::width), MR = gemm_mr, P = winograd::positions;
-        const int64_t plane = g.in_h * g.in_w, panel_stride = cin_ * MR, xi_stride = v_stride();
+    // Input channel c's phase ph (0 <= ph < phases) is transformed channel ph * Cin + c.
+    void transform_input(const Geometry& g, const float* in, const Patch* patches, int64_t count, float* v) const {
+        constexpr int W = static_cast<int>(simd::width), MR = gemm_mr, P = positions;
+        const int64_t panel_stride = k_ * MR, xi_stride = v_stride();
         for (int64_t r0 = 0; r0 < count; r0 += W) {
             const int lanes = static_cast<int>(std::min<int64_t>(W, count - r0));
-            for (int64_t c = 0; c < cin_; ++c) {
-                simd::FloatBatch d[P], tv[P];
-                winograd::load_patches(in, patches + r0, lanes, c * plane, g.in_w, d);
-                winograd::input_transform(d, tv);
-                for (int xi = 0; xi < P; ++xi) store_lanes(tv[xi], v + xi * xi_stride + c * MR, panel_stride, r0);
-            }
+            for (int64_t c = 0; c < cin_; ++c)
+                tiles_.transform_input(g, in, patches + r0, lanes, c, [&](int ph, const simd::FloatBatch* tv) {
+                    for (int xi = 0; xi < P; ++xi)
+                        store_lanes(tv[xi], v + xi * xi_stride + (ph * cin_ + c) * MR, panel_stride, r0);
+                });
         }
     }
 
     // Output transform of panel `panel`'s channels, then bias, `act` and the
     // store of each tile's valid pixels.
     template <class Act>
-    void transform_output(const WinogradGeometry& g, float* out, const Act& act, const TilePos* pos, int64_t count,
+    void transform_output(const Geometry& g, float* out, const Act& act, const WinogradTilePos* pos, int64_t count,
                           int64_t panel, const float* m) const {
         using B = simd::FloatBatch;
-        constexpr int W = static_cast<int>(simd::width), NR = gemm_nr, P = winograd::positions;
-        constexpr int T = winograd::tile_out;
+        constexpr int W = static_cast<int>(simd::width), NR = gemm_nr, P = positions;
+        constexpr int TH = Tiles::tile_h, T = winograd::tile_out;
         const int64_t Ho = g.out_h, Wo = g.out_w, plane = Ho * Wo;
         for (int64_t r = 0; r < count; ++r) {
-            const TilePos& tp = pos[r];
-            const int rows = static_cast<int>(std::min<int64_t>(T, Ho - tp.oy));
+            const WinogradTilePos& tp = pos[r];
+            const int rows = static_cast<int>(std::min<int64_t>(TH, Ho - tp.oy));
             const int cols = static_cast<int>(std::min<int64_t>(T, Wo - tp.ox));
             for (int h = 0; h < NR; h += W) {
                 const int64_t co0 = panel * NR + h;
                 const int lanes = static_cast<int>(std::min<int64_t>(W, cout_ - co0));
                 if (lanes <= 0) break;
-                B mv[P], y[T * T];
+                B mv[P], y[TH * T];
                 for (int xi = 0; xi < P; ++xi) mv[xi] = B::load_unaligned(m + r * m_row() + xi * NR + h);
-                winograd::output_transform(mv, y);
+                Tiles::output_transform(mv, y);
                 const B bias = B::load_unaligned(bias_.data() + co0);
-                for (int k = 0; k < T * T; ++k) y[k] = act(y[k] + bias);
+                for (int k = 0; k < TH * T; ++k) y[k] = act(y[k] + bias);
                 winograd::store_tile(y, out + ((tp.image * cout_ + co0) * Ho + tp.oy) * Wo + tp.ox, plane, Wo, rows,
                                      cols, lanes);
             }
         }
     }
 
-    int64_t cin_ = 0, cout_ = 0;
-    int64_t panels_ = 0;  // ceil(Cout / NR)
-    Tensor u_;            // [panels][36][Cin][NR]: G g G^T as packed B panels per position
-    Tensor bias_;         // [panels * NR], zero past Cout (and everywhere without a bias)
+    Tiles tiles_;
+    int64_t cin_ = 0, k_ = 0, cout_ = 0;  // k_: transformed input channels, Cin x phases
+    int64_t panels_ = 0;                  // ceil(Cout / NR)
+    Tensor u_;                            // [panels][positions][K][NR]: transformed weights as packed B panels
+    Tensor bias_;                         // [panels * NR], zero past Cout (and everywhere without a bias)
+};
+
+// 3x3 stride-1 convolution by F(4x4, 3x3); weight [Cout, Cin, 3, 3].
+class WinogradConv3x3 : public WinogradConv<Tiles3x3> {
+public:
+    WinogradConv3x3() = default;
+    static Result<WinogradConv3x3> create(int64_t in_channels, int64_t out_channels, const float* weight,
+                                          const float* bias) {
+        SALTED_ASSIGN(WinogradConv<Tiles3x3> w,
+                      WinogradConv<Tiles3x3>::create(Tiles3x3(), in_channels, out_channels, weight, bias));
+        return WinogradConv3x3(std::move(w));
+    }
+
+private:
+    explicit WinogradConv3x3(WinogradConv<Tiles3x3> w) : WinogradConv<Tiles3x3>(std::move(w)) {}
 };
 
 namespace ref {

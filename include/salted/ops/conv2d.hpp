@@ -1,7 +1,7 @@
 // 2-D convolution, NCHW float32, with PyTorch's semantics (nn.Conv2d) plus
 // four-sided zero padding, and bias + activation fused into the epilogue.
 //
-// Two algorithms, chosen per layer and input shape (never per thread count,
+// Four algorithms, chosen per layer and input shape (never per thread count,
 // so results do not depend on it):
 //  - im2col + GEMM, for everything. Per image and group it is one GEMM:
 //    out[Cout_g x Ho*Wo] = W[Cout_g x K] * patches[K x Ho*Wo], K = Cin_g *
@@ -14,6 +14,10 @@
 //  - Winograd F(4x4, 3x3) (kernels/winograd.hpp), for 3x3 stride-1
 //    dilation-1 ungrouped layers where kernels::winograd_worth_it() says it
 //    beats the GEMM: 4x fewer multiplies.
+//  - Row Winograd, polyphase F(4, 3) (kernels/winograd_row.hpp), for
+//    ungrouped undilated kh x kw layers with kh <= 3 and kw = 3 at row
+//    stride 1 or kw = 4..6 at row stride 2 (the sensor ConvNet's (1,5) and
+//    (3,5) layers), when the output has >= 16 tiles: kw / 3 fewer multiplies.
 //  - Direct convolution (kernels/direct_conv.hpp) for the other ungrouped
 //    layers with a real kernel (not 1x1), K >= 24 and Cout >= 32 (LeNet,
 //    the sensor net, WideResNet's strided convs): the GEMM's register tile
@@ -42,6 +46,7 @@
 #include "salted/kernels/gemm.hpp"
 #include "salted/kernels/im2col.hpp"
 #include "salted/kernels/winograd.hpp"
+#include "salted/kernels/winograd_row.hpp"
 #include "salted/ops/activation.hpp"
 #include "salted/ops/op_checks.hpp"
 
@@ -131,6 +136,17 @@ public:
                 if (kernels::winograd_worth_it_for_any_size(p.in_channels, p.out_channels)) return c;
             }
         }
+        if (!c.has_winograd_ &&
+            kernels::RowTiles::supports(p.kernel_h, p.kernel_w, p.stride_w, p.dilation_h, p.dilation_w, p.groups) &&
+            kernels::winograd_row_channels_worth_it(p.in_channels, p.out_channels)) {
+            // As above: only faster, never needed.
+            auto wino = kernels::WinogradConvRow::create(p.in_channels, p.out_channels, p.kernel_h, p.kernel_w, p.stride_w,
+                                                         weight.data, bias.data);
+            if (wino.ok()) {
+                c.row_winograd_ = std::move(wino).value();
+                c.has_row_winograd_ = true;
+            }
+        }
         if (direct_shape(p, c.k_)) {
             SALTED_ASSIGN(c.direct_packed_,
                           Tensor::empty(Shape({kernels::direct_conv_packed_floats(p.out_channels, c.k_)})));
@@ -155,10 +171,16 @@ public:
         return os.ok() && use_winograd(*os);
     }
 
+    // Whether run() takes the row-Winograd path (kernels/winograd_row.hpp).
+    bool uses_row_winograd(const Shape& input) const {
+        auto os = output_shape(input);
+        return os.ok() && use_row_winograd(*os);
+    }
+
     // Whether run() takes the direct-convolution path for this input shape.
     bool uses_direct(const Shape& input) const {
         auto os = output_shape(input);
-        return os.ok() && !use_winograd(*os) && use_direct(input);
+        return os.ok() && !use_winograd(*os) && !use_row_winograd(*os) && use_direct(input);
     }
 
     // Scratch for run(), sized for at most kernels::gemm_max_slots workers
@@ -170,6 +192,8 @@ public:
         if (!os.ok()) return 0;
         if (use_winograd(*os))
             return static_cast<std::size_t>(winograd_.workspace_floats(winograd_geometry(input, *os)));
+        if (use_row_winograd(*os))
+            return static_cast<std::size_t>(row_winograd_.workspace_floats(row_winograd_geometry(input, *os)));
         if (use_direct(input)) {
             const kernels::DirectConvGeometry g = direct_geometry(input, *os);
             const int64_t slots = padded() ? std::min(input[0], kernels::gemm_max_slots) : 0;
@@ -196,6 +220,10 @@ public:
                               workspace_floats(in.shape));
         if (use_winograd(os)) {
             winograd_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
+            return Status();
+        }
+        if (use_row_winograd(os)) {
+            row_winograd_.run(row_winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
             return Status();
         }
         const int64_t batch = in.shape[0];
@@ -306,6 +334,23 @@ private:
                kernels::winograd_worth_it(p_.in_channels, p_.out_channels, out_shape[2], out_shape[3]);
     }
 
+    bool use_row_winograd(const Shape& out_shape) const {
+        return has_row_winograd_ && kernels::winograd_row_worth_it(p_.in_channels, p_.out_channels, out_shape[2],
+                                                                   out_shape[3]);
+    }
+    kernels::WinogradRowGeometry row_winograd_geometry(const Shape& in, const Shape& os) const {
+        kernels::WinogradRowGeometry g;
+        g.batch = in[0];
+        g.in_h = in[2];
+        g.in_w = in[3];
+        g.pad_top = p_.pad_top;
+        g.pad_left = p_.pad_left;
+        g.stride_h = p_.stride_h;
+        g.out_h = os[2];
+        g.out_w = os[3];
+        return g;
+    }
+
     kernels::WinogradGeometry winograd_geometry(const Shape& in, const Shape& os) const {
         kernels::WinogradGeometry g;
         g.batch = in[0];
@@ -380,6 +425,8 @@ private:
     Tensor bias_;               // empty storage when there is no bias
     bool has_winograd_ = false;
     kernels::WinogradConv3x3 winograd_;  // 3x3 stride-1 layers where it can win
+    bool has_row_winograd_ = false;
+    kernels::WinogradConvRow row_winograd_;  // 1 x k row layers where it can win
     bool has_direct_ = false;
     Tensor direct_packed_;  // direct convolution: weights as K x NR panels over Cout
 };
