@@ -182,6 +182,7 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
     row.algo = conv->uses_winograd(in_shape)       ? "winograd"
                : conv->uses_row_winograd(in_shape) ? "row-winograd"
                : conv->uses_direct(in_shape)       ? "direct"
+               : conv->uses_shallow(in_shape)      ? "shallow"
                : plain_gemm                        ? "gemm"
                                                    : "im2col";
     measure(salted_run, blas_run, o, row);

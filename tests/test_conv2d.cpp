@@ -182,7 +182,8 @@ TEST_CASE("conv2d direct path matches ref over a generated grid, on 1 and 2 thre
                     auto conv = Conv2d::create(p, ConstTensorView(weight.data(), ws_shape), ConstTensorView());
                     REQUIRE(conv.ok());
                     const bool wino = conv->uses_winograd(Shape({batch, cin, h, w})) ||
-                                      conv->uses_row_winograd(Shape({batch, cin, h, w}));
+                                      conv->uses_row_winograd(Shape({batch, cin, h, w})) ||
+                                      conv->uses_shallow(Shape({batch, cin, h, w}));
                     CHECK((conv->uses_direct(Shape({batch, cin, h, w})) || wino));
                     direct += wino ? 0 : 1;
                     check_conv(p, batch, h, w, seed % 4 != 0, seed);
@@ -190,6 +191,47 @@ TEST_CASE("conv2d direct path matches ref over a generated grid, on 1 and 2 thre
     }
     set_num_threads(0);
     CHECK(direct > 40);
+}
+
+// First layers: K = Cin x kh x kw <= 32 at unit row stride (WideResNet's
+// 3->16 3x3 stem, LeNet's 1->32 5x5 on MNIST, the sensor net's 1->64 (1,5)).
+TEST_CASE("conv2d shallow path matches ref: short patches, partial row vectors, padding, column strides") {
+    struct Case {
+        int64_t cin, cout, kh, kw, sh, dh, pad, batch, h, w;
+    } cases[] = {
+        {3, 16, 3, 3, 1, 1, 1, 1, 32, 32},   // WRN stem
+        {1, 32, 5, 5, 1, 1, 0, 3, 28, 28},   // LeNet conv1 on MNIST: 24-wide rows, a partial vector each
+        {1, 64, 1, 5, 1, 1, 0, 2, 27, 200},  // sensor conv0
+        {2, 7, 3, 2, 2, 1, 2, 5, 9, 37},     // Cout not a multiple of 4, column stride 2, padding
+        {3, 10, 2, 3, 1, 2, 1, 1, 11, 5},    // dilated columns, rows narrower than a vector
+        {8, 5, 2, 2, 3, 1, 0, 2, 13, 17},    // K = 32
+    };
+    int shallow = 0;
+    uint32_t seed = 700;
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        set_parallel_min_flops(1);  // small layers too take the threaded path
+        for (const auto& c : cases) {
+            Conv2dParams p = params(c.cin, c.cout, c.kh, c.kw);
+            p.stride_h = c.sh;
+            p.dilation_h = c.dh;
+            p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = c.pad;
+            p.activation = Activation::leaky_relu(0.2f);
+            ++seed;
+            const Shape is({c.batch, c.cin, c.h, c.w});
+            auto weight = random_floats(c.cout * c.cin * c.kh * c.kw, seed);
+            auto conv = Conv2d::create(p, ConstTensorView(weight.data(), Shape({c.cout, c.cin, c.kh, c.kw})),
+                                       ConstTensorView());
+            REQUIRE(conv.ok());
+            CHECK(conv->uses_shallow(is));
+            CHECK(!conv->uses_direct(is));
+            shallow += conv->uses_shallow(is) ? 1 : 0;
+            check_conv(p, c.batch, c.h, c.w, seed % 2 == 0, seed);
+        }
+    }
+    set_num_threads(0);
+    set_parallel_min_flops(default_parallel_min_flops);
+    CHECK(shallow == 2 * 6);
 }
 
 TEST_CASE("conv2d direct path: results do not depend on the thread count") {

@@ -1,7 +1,7 @@
 // 2-D convolution, NCHW float32, with PyTorch's semantics (nn.Conv2d) plus
 // four-sided zero padding, and bias + activation fused into the epilogue.
 //
-// Four algorithms, chosen per layer and input shape (never per thread count,
+// Five algorithms, chosen per layer and input shape (never per thread count,
 // so results do not depend on it):
 //  - im2col + GEMM, for everything. Per image and group it is one GEMM:
 //    out[Cout_g x Ho*Wo] = W[Cout_g x K] * patches[K x Ho*Wo], K = Cin_g *
@@ -18,6 +18,10 @@
 //    ungrouped undilated kh x kw layers with kh <= 3 and kw = 3 at row
 //    stride 1 or kw = 4..6 at row stride 2 (the sensor ConvNet's (1,5) and
 //    (3,5) layers), when the output has >= 16 tiles: kw / 3 fewer multiplies.
+//  - Shallow convolution (kernels/shallow_conv.hpp) for ungrouped layers
+//    with K = Cin x kh x kw <= 32 and unit stride/dilation along the row
+//    (first layers on 1-3 channel images; not 1x1): lanes along the output
+//    row, no packing.
 //  - Direct convolution (kernels/direct_conv.hpp) for the other ungrouped
 //    layers with a real kernel (not 1x1), K >= 24 and Cout >= 32 (LeNet,
 //    the sensor net, WideResNet's strided convs): the GEMM's register tile
@@ -43,6 +47,7 @@
 #include "salted/core/result.hpp"
 #include "salted/core/tensor.hpp"
 #include "salted/kernels/direct_conv.hpp"
+#include "salted/kernels/shallow_conv.hpp"
 #include "salted/kernels/gemm.hpp"
 #include "salted/kernels/im2col.hpp"
 #include "salted/kernels/winograd.hpp"
@@ -147,6 +152,11 @@ public:
                 c.has_row_winograd_ = true;
             }
         }
+        if (kernels::shallow_conv_shape(c.k_, p.stride_w, p.dilation_w, p.groups) && !one_by_one(p)) {
+            SALTED_ASSIGN(c.direct_packed_, Tensor::copy_of(weight));  // [Cout, K] as it is
+            c.has_direct_ = c.shallow_ = true;
+            return c;
+        }
         if (direct_shape(p, c.k_)) {
             SALTED_ASSIGN(c.direct_packed_,
                           Tensor::empty(Shape({kernels::direct_conv_packed_floats(p.out_channels, c.k_)})));
@@ -180,7 +190,13 @@ public:
     // Whether run() takes the direct-convolution path for this input shape.
     bool uses_direct(const Shape& input) const {
         auto os = output_shape(input);
-        return os.ok() && !use_winograd(*os) && !use_row_winograd(*os) && use_direct(input);
+        return os.ok() && !use_winograd(*os) && !use_row_winograd(*os) && use_direct(input) && !shallow_;
+    }
+
+    // Whether run() takes the shallow-convolution path (kernels/shallow_conv.hpp).
+    bool uses_shallow(const Shape& input) const {
+        auto os = output_shape(input);
+        return os.ok() && use_direct(input) && shallow_;
     }
 
     // Scratch for run(), sized for at most kernels::gemm_max_slots workers
@@ -196,7 +212,7 @@ public:
             return static_cast<std::size_t>(row_winograd_.workspace_floats(row_winograd_geometry(input, *os)));
         if (use_direct(input)) {
             const kernels::DirectConvGeometry g = direct_geometry(input, *os);
-            const int64_t slots = padded() ? std::min(input[0], kernels::gemm_max_slots) : 0;
+            const int64_t slots = copies_image() ? std::min(input[0], kernels::gemm_max_slots) : 0;
             return static_cast<std::size_t>(direct_table_floats() + slots * direct_slot_floats(g));
         }
         const int64_t pixels = (*os)[2] * (*os)[3];
@@ -258,9 +274,9 @@ private:
 
     // Direct convolution: ungrouped, a real kernel, enough depth and output
     // channels to fill the register tile (measured; see the header comment).
+    static bool one_by_one(const Conv2dParams& p) { return p.kernel_h == 1 && p.kernel_w == 1; }
     static bool direct_shape(const Conv2dParams& p, int64_t k) {
-        const bool one_by_one = p.kernel_h == 1 && p.kernel_w == 1;
-        return p.groups == 1 && !one_by_one && k >= 24 && p.out_channels >= 32;
+        return p.groups == 1 && !one_by_one(p) && k >= 24 && p.out_channels >= 32;
     }
     // Whole images go to threads when they share out evenly (or nearly: many
     // images); otherwise (batch 1, 3 images on 2 threads) each image's work
@@ -269,6 +285,9 @@ private:
         return batch > 1 && threads > 1 && (batch % threads == 0 || batch >= 4 * threads);
     }
     bool padded() const { return p_.pad_top || p_.pad_left || p_.pad_bottom || p_.pad_right; }
+    // The direct paths read a zero-bordered copy of each image when padded;
+    // the shallow one always (it reads past the last row: slack).
+    bool copies_image() const { return padded() || shallow_; }
     // The offset table is int32: the padded image must stay below 2^31 floats.
     bool use_direct(const Shape& in) const {
         return has_direct_ && p_.in_channels * (in[2] + p_.pad_top + p_.pad_bottom) *
@@ -276,7 +295,7 @@ private:
     }
     int64_t direct_table_floats() const { return (k_ + 15) / 16 * 16; }  // int32 offsets, one float each
     static int64_t direct_slot_floats(const kernels::DirectConvGeometry& g) {
-        return (g.channels * g.in_h * g.in_w + 15) / 16 * 16;
+        return (g.channels * g.in_h * g.in_w + kernels::shallow_conv_slack + 15) / 16 * 16;
     }
     kernels::DirectConvGeometry direct_geometry(const Shape& in, const Shape& os) const {
         kernels::DirectConvGeometry g;
@@ -295,7 +314,7 @@ private:
         return g;
     }
 
-    // Workspace: the offset table, then (padded layers) one zero-bordered
+    // Workspace: the offset table, then (padded layers, and every shallow one) one zero-bordered
     // image per worker. Images go to threads at batch > 1, as on im2col; a
     // direct_conv inside a worker then runs serially (the pool is busy).
     void run_direct(ConstTensorView in, TensorView out, const Shape& os, int64_t threads, float* workspace) const {
@@ -307,16 +326,20 @@ private:
         const int64_t in_image = p_.in_channels * h * w, out_image = p_.out_channels * os[2] * os[3];
         auto image = [&](int64_t n, float* slot) {
             const float* x = in.data + n * in_image;
-            if (padded()) {
-                std::fill(slot, slot + g.channels * g.in_h * g.in_w, 0.0f);
+            if (copies_image()) {
+                std::fill(slot, slot + direct_slot_floats(g), 0.0f);
                 for (int64_t c = 0; c < g.channels; ++c)
                     for (int64_t y = 0; y < h; ++y)
                         std::copy(x + (c * h + y) * w, x + (c * h + y + 1) * w,
                                   slot + (c * g.in_h + y + p_.pad_top) * g.in_w + p_.pad_left);
                 x = slot;
             }
-            kernels::direct_conv(g, x, direct_packed_.data(), koff, bias_.data(), p_.activation,
-                                 out.data + n * out_image);
+            if (shallow_)
+                kernels::shallow_conv(g, x, direct_packed_.data(), koff, bias_.data(), p_.activation,
+                                      out.data + n * out_image);
+            else
+                kernels::direct_conv(g, x, direct_packed_.data(), koff, bias_.data(), p_.activation,
+                                     out.data + n * out_image);
         };
         if (images_to_threads(batch, threads)) {
             const int64_t workers = std::min(batch, kernels::gemm_max_slots);
@@ -428,7 +451,8 @@ private:
     bool has_row_winograd_ = false;
     kernels::WinogradConvRow row_winograd_;  // 1 x k row layers where it can win
     bool has_direct_ = false;
-    Tensor direct_packed_;  // direct convolution: weights as K x NR panels over Cout
+    bool shallow_ = false;  // the direct path is the shallow convolution
+    Tensor direct_packed_;  // direct convolution: weights as K x NR panels over Cout; shallow: [Cout, K]
 };
 
 namespace ref {
