@@ -46,13 +46,15 @@
 namespace salted {
 namespace kernels {
 
-// One convolution problem for the Winograd path (trusted: the op validated
-// it). Stride and dilation are 1; bottom/right padding shows only in out_h
-// and out_w.
+// One convolution problem for a Winograd path (trusted: the op validated
+// it). Stride and dilation are 1 (the row Winograd, winograd_row.hpp, also
+// takes a column stride); bottom/right padding shows only in out_h and out_w.
+// The tile counts are F(4x4, 3x3)'s.
 struct WinogradGeometry {
     int64_t batch = 0;
     int64_t in_h = 0, in_w = 0;
     int64_t pad_top = 0, pad_left = 0;
+    int64_t stride_h = 1;  // row Winograd only
     int64_t out_h = 0, out_w = 0;
     int64_t tiles_y() const { return (out_h + winograd::tile_out - 1) / winograd::tile_out; }
     int64_t tiles_x() const { return (out_w + winograd::tile_out - 1) / winograd::tile_out; }
@@ -105,7 +107,8 @@ struct WinogradTilePos {
 
 // The tiling of one convolution shape (here F(4x4, 3x3); kernels/
 // winograd_row.hpp has the 1-row F(4, 3) for 1 x k row convolutions). A
-// Tiles type says how many transform positions a tile has (positions), the
+// Tiles type says how many tiles a problem has (tile_count), how many
+// transform positions a tile has (positions), the
 // output tile's extent (tile_h x tile_out), how the weights of an (output
 // channel, transformed input channel) pair become `positions` values, where
 // each tile reads its input, and how one input channel of up to a SIMD
@@ -119,6 +122,7 @@ struct Tiles3x3 {
     static constexpr int64_t block_tiles = winograd_block_tiles;
     // Transformed input channels per input channel.
     int phases() const { return 1; }
+    static int64_t tile_count(const Geometry& g) { return g.tiles(); }
 
     // U = G g G^T of weight[co][k] ([Cout, Cin, 3, 3]).
     void kernel_transform(const float* weight, int64_t co, int64_t k, int64_t cin, double* u) const {
@@ -215,7 +219,7 @@ public:
     // slot (V and M) per possible worker, at most gemm_max_slots. One block:
     // its V once, and an M slot per possible worker (see run()).
     int64_t workspace_floats(const Geometry& g) const {
-        const int64_t tiles = g.tiles();
+        const int64_t tiles = Tiles::tile_count(g);
         const int64_t blocks = (tiles + block_tiles() - 1) / block_tiles();
         if (blocks <= 1) {
             const int64_t items = panels_ * ((tiles + gemm_mr - 1) / gemm_mr);
@@ -232,7 +236,7 @@ public:
     int64_t work_flops(const Geometry& g) const {
         const double per_tile = 2.0 * positions * double(k_) * double(panels_ * gemm_nr) +
                                 1000.0 * positions / 36.0 * double(k_ + cout_);
-        return static_cast<int64_t>(std::min(double(g.tiles()) * per_tile, 9e18));
+        return static_cast<int64_t>(std::min(double(Tiles::tile_count(g)) * per_tile, 9e18));
     }
 
     // out[N, Cout, out_h, out_w] = act(conv(in[N, Cin, in_h, in_w]) + bias).
@@ -250,7 +254,7 @@ public:
     // one thread, as each half streams all of U, and only 2 chunks leave
     // the pool nothing to balance when a thread wakes late.)
     void run(const Geometry& g, const float* in, float* out, const ops::Activation& act, float* workspace) const {
-        const int64_t tiles = g.tiles();
+        const int64_t tiles = Tiles::tile_count(g);
         if (tiles <= 0) return;
         const int64_t work = work_flops(g);
         // 64-byte aligned: M rows are whole cache lines, as the microkernel

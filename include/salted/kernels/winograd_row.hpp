@@ -31,17 +31,6 @@
 namespace salted {
 namespace kernels {
 
-struct WinogradRowGeometry {
-    int64_t batch = 0;
-    int64_t in_h = 0, in_w = 0;
-    int64_t pad_top = 0, pad_left = 0;
-    int64_t stride_h = 1;
-    int64_t out_h = 0, out_w = 0;
-    int64_t tiles_x() const { return (out_w + winograd::tile_out - 1) / winograd::tile_out; }
-    int64_t tiles_per_image() const { return out_h * tiles_x(); }
-    int64_t tiles() const { return batch * tiles_per_image(); }
-};
-
 namespace winograd {
 
 // One tile's input: column j (0 <= j < 6 x stride) of the span in kernel
@@ -60,7 +49,7 @@ inline void row_kernel_transform(const double* g, double* u) {
 }  // namespace winograd
 
 struct RowTiles {
-    using Geometry = WinogradRowGeometry;
+    using Geometry = WinogradGeometry;  // with stride_h; tiles are 1 x 4 output pixels
     using Patch = winograd::RowPatch;
     static constexpr int positions = winograd::tile_in;  // 6
     static constexpr int tile_h = 1;
@@ -82,6 +71,8 @@ struct RowTiles {
 
     // Transformed channels per input channel: one per (kernel row, phase).
     int phases() const { return kernel_h * stride; }
+    static int64_t tiles_x(const Geometry& g) { return (g.out_w + winograd::tile_out - 1) / winograd::tile_out; }
+    static int64_t tile_count(const Geometry& g) { return g.batch * g.out_h * tiles_x(g); }
     int span() const { return winograd::tile_in * stride; }
 
     // Transformed channel k = (ky * stride + phase) * Cin + c takes taps
@@ -98,7 +89,7 @@ struct RowTiles {
 
     void locate(const Geometry& g, int64_t cin, int64_t t0, int64_t count, WinogradTilePos* pos,
                 Patch* patches) const {
-        const int64_t per_image = g.tiles_per_image(), tx_count = g.tiles_x();
+        const int64_t tx_count = tiles_x(g), per_image = g.out_h * tx_count;
         for (int64_t r = 0; r < count; ++r) {
             const int64_t t = t0 + r, rem = t % per_image;
             pos[r] = WinogradTilePos{t / per_image, rem / tx_count, rem % tx_count * winograd::tile_out};
@@ -171,8 +162,11 @@ struct RowTiles {
 };
 
 // Whether the row Winograd can beat the direct convolution for these
-// channel counts, and for this output size too. Provisional thresholds,
-// mirroring the 3x3 ones (see winograd.hpp); measured in docs/BENCHMARKS.md.
+// channel counts, and for this output size too. The channel bounds mirror
+// the 3x3 ones (winograd.hpp: narrower layers half-fill the 32-wide GEMM
+// panels); on the sensor net's 6x9 output (18 tiles) it measured level with
+// the direct convolution (69 vs 68 us), on 13x21 and larger 1.3-1.5x
+// faster (docs/BENCHMARKS.md), so fewer than 16 tiles stay direct.
 inline bool winograd_row_channels_worth_it(int64_t in_channels, int64_t out_channels) {
     return in_channels >= 8 && out_channels >= 16;
 }

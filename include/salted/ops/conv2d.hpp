@@ -209,7 +209,7 @@ public:
         if (use_winograd(*os))
             return static_cast<std::size_t>(winograd_.workspace_floats(winograd_geometry(input, *os)));
         if (use_row_winograd(*os))
-            return static_cast<std::size_t>(row_winograd_.workspace_floats(row_winograd_geometry(input, *os)));
+            return static_cast<std::size_t>(row_winograd_.workspace_floats(winograd_geometry(input, *os)));
         if (use_direct(input)) {
             const kernels::DirectConvGeometry g = direct_geometry(input, *os);
             const int64_t slots = copies_image() ? std::min(input[0], kernels::gemm_max_slots) : 0;
@@ -239,7 +239,7 @@ public:
             return Status();
         }
         if (use_row_winograd(os)) {
-            row_winograd_.run(row_winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
+            row_winograd_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
             return Status();
         }
         const int64_t batch = in.shape[0];
@@ -361,19 +361,6 @@ private:
         return has_row_winograd_ && kernels::winograd_row_worth_it(p_.in_channels, p_.out_channels, out_shape[2],
                                                                    out_shape[3]);
     }
-    kernels::WinogradRowGeometry row_winograd_geometry(const Shape& in, const Shape& os) const {
-        kernels::WinogradRowGeometry g;
-        g.batch = in[0];
-        g.in_h = in[2];
-        g.in_w = in[3];
-        g.pad_top = p_.pad_top;
-        g.pad_left = p_.pad_left;
-        g.stride_h = p_.stride_h;
-        g.out_h = os[2];
-        g.out_w = os[3];
-        return g;
-    }
-
     kernels::WinogradGeometry winograd_geometry(const Shape& in, const Shape& os) const {
         kernels::WinogradGeometry g;
         g.batch = in[0];
@@ -381,6 +368,7 @@ private:
         g.in_w = in[3];
         g.pad_top = p_.pad_top;
         g.pad_left = p_.pad_left;
+        g.stride_h = p_.stride_h;
         g.out_h = os[2];
         g.out_w = os[3];
         return g;
