@@ -577,6 +577,7 @@ TEST_CASE("row winograd: conv2d on row-wise layers matches the direct loop nest,
             REQUIRE(conv->uses_row_winograd(pb.in_shape));
             CHECK(!conv->uses_winograd(pb.in_shape));
             CHECK(!conv->uses_direct(pb.in_shape));
+            CHECK(!conv->uses_shallow(pb.in_shape));  // (1,3) on 8 channels could be shallow too: row wins
             std::vector<std::vector<float>> outs;
             for (int threads : {1, 2}) {
                 ThreadSetting ts(threads);

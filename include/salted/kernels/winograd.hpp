@@ -24,6 +24,11 @@
 // it (the transforms add it to its neighbours), where the direct
 // convolution would spread it only to the outputs whose window holds it.
 //
+// The driver (WinogradConv<Tiles>: blocks, GEMMs, threads, workspace) is
+// shared with the row Winograd of winograd_row.hpp, whose Tiles type
+// supplies 1 x 4 tiles with 6 positions and several transformed channels
+// per input channel; the steps above are the same with those numbers.
+//
 // Threads: see run(). A block's V and M live in a slot of the caller's
 // workspace, one slot per worker (at most gemm_max_slots). Every output
 // value is computed by the same operations in the same order whatever the

@@ -196,7 +196,7 @@ public:
     // Whether run() takes the shallow-convolution path (kernels/shallow_conv.hpp).
     bool uses_shallow(const Shape& input) const {
         auto os = output_shape(input);
-        return os.ok() && use_direct(input) && shallow_;
+        return os.ok() && !use_winograd(*os) && !use_row_winograd(*os) && use_direct(input) && shallow_;
     }
 
     // Scratch for run(), sized for at most kernels::gemm_max_slots workers
