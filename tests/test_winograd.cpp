@@ -2,7 +2,7 @@
 // scalar Winograd twin and the fast kernel against the direct loop nest
 // ops::ref::conv2d over a grid of awkward shapes, bit-identical results on 1
 // and 2 threads, and conv2d's batch-level threading (both algorithms). The
-// row Winograd (polyphase F(4, 3), kernels/winograd_row.hpp) against the
+// row Winograd (polyphase F(6, 3), kernels/winograd_row.hpp) against the
 // same loop nest, through conv2d.
 #include <doctest/doctest.h>
 
@@ -595,7 +595,7 @@ TEST_CASE("row winograd: taken only where it saves multiplies and the output is 
     CHECK(RowTiles::supports(3, 5, 2, 1, 1, 1));
     CHECK(RowTiles::supports(1, 3, 1, 1, 1, 1));
     CHECK(!RowTiles::supports(3, 3, 2, 1, 1, 1));  // 2 + 1 taps: nothing saved (WideResNet's strided convs)
-    CHECK(!RowTiles::supports(1, 5, 1, 1, 1, 1));  // 5 taps at stride 1 do not fit F(4, 3)
+    CHECK(!RowTiles::supports(1, 5, 1, 1, 1, 1));  // 5 taps at stride 1 do not fit F(6, 3)
     CHECK(!RowTiles::supports(5, 5, 2, 1, 1, 1));  // more than 3 kernel rows
     CHECK(!RowTiles::supports(1, 5, 2, 1, 2, 1));  // dilated
     CHECK(!RowTiles::supports(1, 5, 2, 1, 1, 2));  // grouped

@@ -1,6 +1,6 @@
 """Parity cases for conv2d layers that take the Winograd F(4x4, 3x3) path
 (3x3, stride 1, dilation 1, groups 1, enough channels; see
-include/salted/kernels/winograd.hpp) or the row Winograd (polyphase F(4, 3)
+include/salted/kernels/winograd.hpp) or the row Winograd (polyphase F(6, 3)
 for kh x kw row convs, kernels/winograd_row.hpp: the sensor ConvNet's (1,5)
 and (3,5) stride-(.,2) layers at their real sizes, and awkward ones).
 

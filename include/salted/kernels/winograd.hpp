@@ -26,7 +26,7 @@
 //
 // The driver (WinogradConv<Tiles>: blocks, GEMMs, threads, workspace) is
 // shared with the row Winograd of winograd_row.hpp, whose Tiles type
-// supplies 1 x 4 tiles with 6 positions and several transformed channels
+// supplies 1 x 6 tiles with 8 positions and several transformed channels
 // per input channel; the steps above are the same with those numbers.
 //
 // Threads: see run(). A block's V and M live in a slot of the caller's
@@ -111,10 +111,10 @@ struct WinogradTilePos {
 };
 
 // The tiling of one convolution shape (here F(4x4, 3x3); kernels/
-// winograd_row.hpp has the 1-row F(4, 3) for 1 x k row convolutions). A
+// winograd_row.hpp has the 1-row F(6, 3) for row-wise convolutions). A
 // Tiles type says how many tiles a problem has (tile_count), how many
 // transform positions a tile has (positions), the
-// output tile's extent (tile_h x tile_out), how the weights of an (output
+// output tile's extent (tile_h x tile_w) and how it is stored, how the weights of an (output
 // channel, transformed input channel) pair become `positions` values, where
 // each tile reads its input, and how one input channel of up to a SIMD
 // width of tiles becomes transformed values (handed over one transformed
@@ -123,7 +123,7 @@ struct Tiles3x3 {
     using Geometry = WinogradGeometry;
     using Patch = winograd::Patch;
     static constexpr int positions = winograd::positions;
-    static constexpr int tile_h = winograd::tile_out;
+    static constexpr int tile_h = winograd::tile_out, tile_w = winograd::tile_out;
     static constexpr int64_t block_tiles = winograd_block_tiles;
     // Transformed input channels per input channel.
     int phases() const { return 1; }
@@ -158,6 +158,12 @@ struct Tiles3x3 {
 
     static void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
         winograd::output_transform(m, y);
+    }
+
+    // The valid rows x cols of tile y (y[i * 4 + j]) for `lanes` channels, channel l at dst + l * plane.
+    static void store(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows, int cols,
+                      int lanes) {
+        winograd::store_tile(y, dst, plane, out_w, rows, cols, lanes);
     }
 };
 
@@ -380,7 +386,7 @@ private:
                           int64_t panel, const float* m) const {
         using B = simd::FloatBatch;
         constexpr int W = static_cast<int>(simd::width), NR = gemm_nr, P = positions;
-        constexpr int TH = Tiles::tile_h, T = winograd::tile_out;
+        constexpr int TH = Tiles::tile_h, T = Tiles::tile_w;
         const int64_t Ho = g.out_h, Wo = g.out_w, plane = Ho * Wo;
         for (int64_t r = 0; r < count; ++r) {
             const WinogradTilePos& tp = pos[r];
@@ -395,8 +401,8 @@ private:
                 Tiles::output_transform(mv, y);
                 const B bias = B::load_unaligned(bias_.data() + co0);
                 for (int k = 0; k < TH * T; ++k) y[k] = act(y[k] + bias);
-                winograd::store_tile(y, out + ((tp.image * cout_ + co0) * Ho + tp.oy) * Wo + tp.ox, plane, Wo, rows,
-                                     cols, lanes);
+                Tiles::store(y, out + ((tp.image * cout_ + co0) * Ho + tp.oy) * Wo + tp.ox, plane, Wo, rows, cols,
+                             lanes);
             }
         }
     }

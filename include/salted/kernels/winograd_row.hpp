@@ -1,25 +1,26 @@
 // Row-wise convolutions (kernel kh x kw with kh <= 3, stride 1 or 2 along
-// the row) by the 1-D Winograd F(4, 3) on polyphase components: the sensor
+// the row) by the 1-D Winograd F(6, 3) on polyphase components: the sensor
 // ConvNet's (1,5) and (3,5) layers, with row strides of 2, 90 % of its time.
 //
 // Why it pays: a stride-2 row conv splits into its even and odd input
 // columns (phases),
 //   y[o] = sum_t w[2t] x[2(o+t)] + sum_t w[2t+1] x[2(o+t)+1],
 // two stride-1 convs with ceil(kw/2) and floor(kw/2) taps (3 and 2 for kw =
-// 5, the odd phase padded to 3 with a zero tap). Each is F(4, 3): 4 outputs
-// from 6 inputs with 6 multiplies instead of 12. Per output and channel
-// pair that is 2 x 6/4 = 3 multiplies instead of kw = 5: 1.67x fewer. A
+// 5, the odd phase padded to 3 with a zero tap). Each is F(6, 3): 6 outputs
+// from 8 inputs with 8 multiplies instead of 18. Per output and channel
+// pair that is 2 x 8/6 = 2.67 multiplies instead of kw = 5: 1.9x fewer. A
 // kernel of kh rows is kh such row convs summed. Each (kernel row, phase)
 // becomes a transformed input channel (K = kh x 2 x Cin), so the GEMMs,
-// blocking and threading are WinogradConv's (winograd.hpp) with 6
+// blocking and threading are WinogradConv's (winograd.hpp) with 8
 // positions instead of 36. Stride 1 is the same with one phase (kw <= 3).
+// (F(4, 3) first: the sensor net took 1.59 ms at batch 1; F(6, 3): 1.41.)
 //
-// Accuracy: the 1-D transforms are one factor of the 2-D ones (points 0,
-// +-1, +-2, infinity), so the error is below F(4x4, 3x3)'s (winograd.hpp).
-// Inf/NaN inputs spread to a 4-pixel tile, as there.
+// Accuracy: see row63 below; the parity tests against PyTorch stay within
+// 9e-6 of max|y| (tolerance 1e-4). Inf/NaN inputs spread to a 6-pixel
+// tile, as the 3x3 Winograd's spread to its 4x4 tile.
 //
-// Tiles are 1 x 4 output pixels in one output row; a tile reads, in each of
-// kh input rows, a span of 6 x stride input columns (both phases interleaved).
+// Tiles are 1 x 6 output pixels in one output row; a tile reads, in each of
+// kh input rows, a span of 8 x stride input columns (both phases interleaved).
 #pragma once
 
 #include <algorithm>
@@ -41,28 +42,80 @@ struct RowPatch {
     uint32_t mask[3] = {0, 0, 0};  // per kernel row: its span's columns inside the image, 0 outside
 };
 
-// r = G g for one phase's 3 taps, in double (as kernel_transform).
-inline void row_kernel_transform(const double* g, double* u) {
+// F(6, 3): 6 outputs of a 3-tap row from 8 inputs with 8 multiplies, for the
+// points 0, 1, -1, 1/2, -1/2, 2, -2 and infinity (Lavin & Gray's choice;
+// derived by Toom-Cook and checked exactly in rational arithmetic). Over
+// F(4, 3) it saves another 11 % of the multiplies (8/6 against 6/4 per
+// output); in one dimension its larger constants cost little accuracy
+// (the 2-D F(6x6, 3x3) is where they add up; winograd_transforms.hpp).
+namespace row63 {
+constexpr int tile_out = 6, tile_in = 8;
+constexpr double BT[8][8] = {
+    {1, 0, -21.0 / 4, 0, 21.0 / 4, 0, -1, 0},  // the derivation's row, negated with G's: same product
+    {0, 1, 1, -17.0 / 4, -17.0 / 4, 1, 1, 0},
+    {0, -1, 1, 17.0 / 4, -17.0 / 4, -1, 1, 0},
+    {0, 2, 4, -5.0 / 2, -5, 1.0 / 2, 1, 0},
+    {0, -2, 4, 5.0 / 2, -5, -1.0 / 2, 1, 0},
+    {0, 1.0 / 2, 1.0 / 4, -5.0 / 2, -5.0 / 4, 2, 1, 0},
+    {0, -1.0 / 2, 1.0 / 4, 5.0 / 2, -5.0 / 4, -2, 1, 0},
+    {0, -1, 0, 21.0 / 4, 0, -21.0 / 4, 0, 1}};
+constexpr double G[8][3] = {{1, 0, 0},
+                            {-2.0 / 9, -2.0 / 9, -2.0 / 9},
+                            {-2.0 / 9, 2.0 / 9, -2.0 / 9},
+                            {32.0 / 45, 16.0 / 45, 8.0 / 45},
+                            {32.0 / 45, -16.0 / 45, 8.0 / 45},
+                            {1.0 / 90, 1.0 / 45, 2.0 / 45},
+                            {1.0 / 90, -1.0 / 45, 2.0 / 45},
+                            {0, 0, 1}};
+constexpr double AT[6][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                             {0, 1, -1, 1.0 / 2, -1.0 / 2, 2, -2, 0},
+                             {0, 1, 1, 1.0 / 4, 1.0 / 4, 4, 4, 0},
+                             {0, 1, -1, 1.0 / 8, -1.0 / 8, 8, -8, 0},
+                             {0, 1, 1, 1.0 / 16, 1.0 / 16, 16, 16, 0},
+                             {0, 1, -1, 1.0 / 32, -1.0 / 32, 32, -32, 1}};
+
+// u = G g for one phase's 3 taps, in double (rounded once to float by the caller).
+inline void kernel_transform(const double* g, double* u) {
     for (int a = 0; a < tile_in; ++a) u[a] = G[a][0] * g[0] + G[a][1] * g[1] + G[a][2] * g[2];
 }
+
+// r = M x on every lane for a constant matrix M: the zero and +-1 entries
+// drop out at compile time, as the loops unroll over constexpr data (not
+// unrolled, the sensor net's layers ran 1.3x slower than with F(4, 3)).
+template <int Rows, int Cols>
+__attribute__((always_inline)) inline void apply(const double (&M)[Rows][Cols], const simd::FloatBatch* x, int x_stride, simd::FloatBatch* r) {
+#pragma GCC unroll 8
+    for (int i = 0; i < Rows; ++i) {
+        simd::FloatBatch acc(0.0f);
+#pragma GCC unroll 8
+        for (int j = 0; j < Cols; ++j) {
+            if (M[i][j] == 1) acc = acc + x[j * x_stride];
+            else if (M[i][j] == -1) acc = acc - x[j * x_stride];
+            else if (M[i][j] != 0) acc = xsimd::fma(simd::FloatBatch(static_cast<float>(M[i][j])), x[j * x_stride], acc);
+        }
+        r[i] = acc;
+    }
+}
+}  // namespace row63
 
 }  // namespace winograd
 
 struct RowTiles {
-    using Geometry = WinogradGeometry;  // with stride_h; tiles are 1 x 4 output pixels
+    using Geometry = WinogradGeometry;  // with stride_h; tiles are 1 x 6 output pixels
     using Patch = winograd::RowPatch;
-    static constexpr int positions = winograd::tile_in;  // 6
-    static constexpr int tile_h = 1;
+    static constexpr int positions = winograd::row63::tile_in;  // 8
+    static constexpr int tile_h = 1, tile_w = winograd::row63::tile_out;
     static constexpr int64_t block_tiles = winograd_block_tiles;  // 32 and 64 measured no faster
 
     int kernel_h = 1, kernel_w = 0;
     int stride = 1;  // along the row: 1 or 2, kernel_w <= 3 x stride
 
     // Which convs this tiling takes: ungrouped, undilated, at most 3 kernel
-    // rows, and rows where F(4, 3) saves multiplies: kw = 3 at stride 1
-    // (2x fewer), 4 <= kw <= 6 at stride 2 (kw / 3 fewer: 1.33-2x). A 3-wide
-    // stride-2 row splits into 2 + 1 taps, each padded to 3: no saving
-    // (WideResNet's strided convs measured 15-30 % slower than direct).
+    // rows, and rows where F(6, 3) saves multiplies: kw = 3 at stride 1
+    // (2.25x fewer), 4 <= kw <= 6 at stride 2 (kw / 2.67 fewer: 1.5-2.25x).
+    // A 3-wide stride-2 row splits into 2 + 1 taps, each padded to 3: little
+    // saving (WideResNet's strided convs measured 15-30 % slower than direct
+    // with F(4, 3)).
     static bool supports(int64_t kernel_h, int64_t kernel_w, int64_t stride_w, int64_t dilation_h,
                          int64_t dilation_w, int64_t groups) {
         const bool saves = (stride_w == 1 && kernel_w == 3) || (stride_w == 2 && kernel_w >= 4 && kernel_w <= 6);
@@ -71,9 +124,9 @@ struct RowTiles {
 
     // Transformed channels per input channel: one per (kernel row, phase).
     int phases() const { return kernel_h * stride; }
-    static int64_t tiles_x(const Geometry& g) { return (g.out_w + winograd::tile_out - 1) / winograd::tile_out; }
+    static int64_t tiles_x(const Geometry& g) { return (g.out_w + tile_w - 1) / tile_w; }
     static int64_t tile_count(const Geometry& g) { return g.batch * g.out_h * tiles_x(g); }
-    int span() const { return winograd::tile_in * stride; }
+    int span() const { return positions * stride; }
 
     // Transformed channel k = (ky * stride + phase) * Cin + c takes taps
     // w[co][c][ky][t * stride + phase].
@@ -84,7 +137,7 @@ struct RowTiles {
             const int64_t tap = t * stride + phase;
             if (tap < kernel_w) g[t] = weight[((co * cin + c) * kernel_h + ky) * kernel_w + tap];
         }
-        winograd::row_kernel_transform(g, u);
+        winograd::row63::kernel_transform(g, u);
     }
 
     void locate(const Geometry& g, int64_t cin, int64_t t0, int64_t count, WinogradTilePos* pos,
@@ -92,7 +145,7 @@ struct RowTiles {
         const int64_t tx_count = tiles_x(g), per_image = g.out_h * tx_count;
         for (int64_t r = 0; r < count; ++r) {
             const int64_t t = t0 + r, rem = t % per_image;
-            pos[r] = WinogradTilePos{t / per_image, rem / tx_count, rem % tx_count * winograd::tile_out};
+            pos[r] = WinogradTilePos{t / per_image, rem / tx_count, rem % tx_count * tile_w};
             const int64_t iy = pos[r].oy * g.stride_h - g.pad_top, ix0 = pos[r].ox * stride - g.pad_left;
             Patch p;
             p.offset = pos[r].image * cin * g.in_h * g.in_w + iy * g.in_w + ix0;
@@ -120,27 +173,40 @@ struct RowTiles {
                                  const Emit& emit) const {
         for (int ky = 0; ky < kernel_h; ++ky) {
             // The span's columns, one tile per lane (rounded up to the 8 a transpose writes).
-            simd::FloatBatch col[(S * winograd::tile_in + 7) / 8 * 8];
+            simd::FloatBatch col[(S * positions + 7) / 8 * 8];
             load_columns<S>(in, patches, lanes, c * g.in_h * g.in_w + ky * g.in_w, ky, col);
             for (int ph = 0; ph < S; ++ph) {
                 const simd::FloatBatch* d = col + ph;  // column i * S + ph
-                simd::FloatBatch o[winograd::tile_in];
-                winograd::input_1d(d[0], d[S], d[2 * S], d[3 * S], d[4 * S], d[5 * S], o[0], o[1], o[2], o[3], o[4],
-                                   o[5]);
+                simd::FloatBatch o[positions];
+                winograd::row63::apply(winograd::row63::BT, d, S, o);
                 emit(ky * S + ph, o);
             }
         }
     }
 
     static void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
-        winograd::output_1d(m[0], m[1], m[2], m[3], m[4], m[5], y[0], y[1], y[2], y[3]);
+        winograd::row63::apply(winograd::row63::AT, m, 1, y);
+    }
+
+    // The first `cols` pixels of the 1 x 6 tile y for `lanes` channels.
+    static void store(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int, int cols,
+                      int lanes) {
+        constexpr int W = static_cast<int>(simd::width);
+        const int head = std::min(cols, winograd::tile_out);  // 4 by the 3x3 tile's transposes
+        winograd::store_tile(y, dst, plane, out_w, 1, head, lanes);
+        if (cols <= head) return;
+        alignas(64) float rest[2 * W];
+        y[4].store_aligned(rest);
+        y[5].store_aligned(rest + W);
+        for (int l = 0; l < lanes; ++l)
+            for (int j = head; j < cols; ++j) dst[l * plane + j] = rest[(j - 4) * W + l];
     }
 
     // col[j], lane t = column j of tile t's span in kernel row ky (zero past `lanes`).
     template <int S>
     static void load_columns(const float* in, const Patch* patches, int lanes, int64_t offset, int ky,
                              simd::FloatBatch* col) {
-        constexpr int span = S * winograd::tile_in;
+        constexpr int span = S * positions;
         const auto mask = [&](int t, int j0) { return patches[t].mask[ky] >> j0; };
 #if defined(SALTED_WINOGRAD_AVX512)
         for (int j0 = 0; j0 < span; j0 += 8) {  // 8 columns per transpose
@@ -164,17 +230,18 @@ struct RowTiles {
 // Whether the row Winograd can beat the direct convolution for these
 // channel counts, and for this output size too. The channel bounds mirror
 // the 3x3 ones (winograd.hpp: narrower layers half-fill the 32-wide GEMM
-// panels); on the sensor net's 6x9 output (18 tiles) it measured level with
-// the direct convolution (69 vs 68 us), on 13x21 and larger 1.3-1.5x
-// faster (docs/BENCHMARKS.md), so fewer than 16 tiles stay direct.
+// panels). Measured on the sensor net (docs/BENCHMARKS.md): 3x3 output
+// (3 tiles) 13-20 us against the direct convolution's 10; 6x9 (12 tiles)
+// 58 against 68; 13x21 and larger 1.5-1.8x SGEMM. So from 8 tiles on.
 inline bool winograd_row_channels_worth_it(int64_t in_channels, int64_t out_channels) {
     return in_channels >= 8 && out_channels >= 16;
 }
 inline bool winograd_row_worth_it(int64_t in_channels, int64_t out_channels, int64_t out_h, int64_t out_w) {
-    return winograd_row_channels_worth_it(in_channels, out_channels) && out_h * ((out_w + 3) / 4) >= 16;
+    return winograd_row_channels_worth_it(in_channels, out_channels) &&
+           out_h * ((out_w + RowTiles::tile_w - 1) / RowTiles::tile_w) >= 8;
 }
 
-// Row-wise convolution by polyphase F(4, 3); weight [Cout, Cin, kh, kw].
+// Row-wise convolution by polyphase F(6, 3); weight [Cout, Cin, kh, kw].
 class WinogradConvRow : public WinogradConv<RowTiles> {
 public:
     WinogradConvRow() = default;

@@ -14,10 +14,11 @@
 //  - Winograd F(4x4, 3x3) (kernels/winograd.hpp), for 3x3 stride-1
 //    dilation-1 ungrouped layers where kernels::winograd_worth_it() says it
 //    beats the GEMM: 4x fewer multiplies.
-//  - Row Winograd, polyphase F(4, 3) (kernels/winograd_row.hpp), for
+//  - Row Winograd, polyphase F(6, 3) (kernels/winograd_row.hpp), for
 //    ungrouped undilated kh x kw layers with kh <= 3 and kw = 3 at row
 //    stride 1 or kw = 4..6 at row stride 2 (the sensor ConvNet's (1,5) and
-//    (3,5) layers), when the output has >= 16 tiles: kw / 3 fewer multiplies.
+//    (3,5) layers), when the output has >= 8 tiles of 1 x 6: kw / 2.67 fewer
+//    multiplies.
 //  - Shallow convolution (kernels/shallow_conv.hpp) for ungrouped layers
 //    with K = Cin x kh x kw <= 32 and unit stride/dilation along the row
 //    (first layers on 1-3 channel images; not 1x1): lanes along the output
