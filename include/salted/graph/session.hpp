@@ -130,7 +130,10 @@ private:
                 std::copy(part.data, part.data + part.numel(), outputs_buf_[k].data() + first * (part.numel() / len));
             }
         }
-        for (std::size_t k = 0; k < outputs_.size(); ++k) results_[k] = outputs_buf_[k].view();
+        for (std::size_t k = 0; k < outputs_.size(); ++k) {
+            const Shape shape = model_->value_shape(outputs_[k], batch);
+            results_[k] = ConstTensorView(outputs_buf_[k].data(), shape);
+        }
         return results_.empty() ? ConstTensorView() : results_[0];
     }
 
@@ -257,16 +260,19 @@ private:
         return Status();
     }
 
-    // The sliced run's outputs at the full batch, allocated once per batch size.
+    // The sliced run's outputs at the full batch: buffers for the largest
+    // batch so far, of which a run uses the first `batch` items (batch-first,
+    // so they are contiguous). Grown only, like the arena, so alternating
+    // batch sizes seen before allocate nothing.
     Status prepare_outputs(int64_t batch) {
-        if (outputs_batch_ == batch) return Status();
+        if (outputs_capacity_ >= batch) return Status();
         outputs_buf_.clear();
         for (int v : outputs_) {
             SALTED_ASSIGN(Tensor t, Tensor::empty(model_->value_shape(v, batch)));
             outputs_buf_.push_back(std::move(t));
         }
         results_.resize(outputs_.size());
-        outputs_batch_ = batch;
+        outputs_capacity_ = batch;
         return Status();
     }
 
@@ -311,8 +317,8 @@ private:
     int64_t micro_batch_ = 0, auto_per_thread_ = 0;
     bool adaptive_threads_ = true;
     std::map<int64_t, ThreadChoice> thread_choices_;  // by batch size
-    std::vector<Tensor> outputs_buf_;
-    int64_t outputs_batch_ = 0;
+    std::vector<Tensor> outputs_buf_;  // micro-batched runs' outputs, for outputs_capacity_ items
+    int64_t outputs_capacity_ = 0;
 };
 
 }  // namespace graph

@@ -37,9 +37,11 @@ namespace winograd {
 // One tile's input: column j (0 <= j < 6 x stride) of the span in kernel
 // row ky and channel c is in[offset + c * plane + ky * in_w + j] when bit j
 // of mask[ky] is set, and zero padding otherwise.
+constexpr int row_max_kernel_rows = 3;
+
 struct RowPatch {
     int64_t offset = 0;
-    uint32_t mask[3] = {0, 0, 0};  // per kernel row: its span's columns inside the image, 0 outside
+    uint32_t mask[row_max_kernel_rows] = {};  // per kernel row: its span's columns inside the image, 0 outside
 };
 
 // F(6, 3): 6 outputs of a 3-tap row from 8 inputs with 8 multiplies, for the
@@ -119,7 +121,8 @@ struct RowTiles {
     static bool supports(int64_t kernel_h, int64_t kernel_w, int64_t stride_w, int64_t dilation_h,
                          int64_t dilation_w, int64_t groups) {
         const bool saves = (stride_w == 1 && kernel_w == 3) || (stride_w == 2 && kernel_w >= 4 && kernel_w <= 6);
-        return saves && kernel_h >= 1 && kernel_h <= 3 && dilation_h == 1 && dilation_w == 1 && groups == 1;
+        return saves && kernel_h >= 1 && kernel_h <= winograd::row_max_kernel_rows && dilation_h == 1 &&
+               dilation_w == 1 && groups == 1;
     }
 
     // Transformed channels per input channel: one per (kernel row, phase).
