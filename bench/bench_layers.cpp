@@ -13,8 +13,11 @@
 // says which algorithm Conv2d chose: for `winograd` rows (3x3 stride 1) and
 // `row-winograd` rows (the sensor net's (1,5)/(3,5) layers), the GFLOP/s are
 // *effective*: direct-convolution FLOPs / time, as if the layer had done all
-// 2*M*N*K of them; Winograd F(4x4, 3x3) does about a quarter, the row
-// Winograd 3/kw of them.
+// 2*M*N*K of them; Winograd F(4x4, 3x3) does about a quarter, F(2x2, 3x3)
+// (`winograd-2x2`, 8x8 maps at batch 1) 4/9, the row Winograd 3/kw of them.
+// Each layer runs alone here, so its weights stay in cache between runs;
+// in a model they are evicted by the other layers' (salted bench --layers
+// shows that cost).
 // --batch N runs every selected shape at batch N instead of its own (the
 // SGEMM twin's N grows with it; rows already at N are not repeated).
 // Run with OMP_WAIT_POLICY=PASSIVE (bench/run.sh does) so idle OpenMP workers
@@ -154,10 +157,11 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
     p.activation = ops::Activation::relu();
     const int64_t m = L.gemm_m(), n = L.gemm_n(), k = L.gemm_k();
     salted::Tensor weight = make_buffer(L.cout * L.cin * L.kh * L.kw, rng), bias = make_buffer(L.cout, rng);
-    auto conv = ops::Conv2d::create(p, ConstTensorView(weight.data(), Shape({L.cout, L.cin, L.kh, L.kw})),
-                                    ConstTensorView(bias.data(), Shape({L.cout})));
-    if (!conv.ok()) die(L.layer, conv.message());
     const Shape in_shape({L.batch, L.cin, L.h, L.w});
+    // Told its input size, as a model's layers are (Conv2d::create).
+    auto conv = ops::Conv2d::create(p, ConstTensorView(weight.data(), Shape({L.cout, L.cin, L.kh, L.kw})),
+                                    ConstTensorView(bias.data(), Shape({L.cout})), in_shape);
+    if (!conv.ok()) die(L.layer, conv.message());
     auto out_shape = conv->output_shape(in_shape);
     if (!out_shape.ok()) die(L.layer, out_shape.message());
     if ((*out_shape)[2] != L.out_h() || (*out_shape)[3] != L.out_w() || conv->flops(in_shape) != L.flops())
@@ -179,7 +183,8 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
     Row row;
     const bool plain_gemm = L.kh == 1 && L.kw == 1 && L.sh == 1 && L.sw == 1 &&
                             L.pad_top + L.pad_left + L.pad_bottom + L.pad_right == 0;
-    row.algo = conv->uses_winograd(in_shape)       ? "winograd"
+    row.algo = conv->uses_winograd_2x2(in_shape)   ? "winograd-2x2"
+               : conv->uses_winograd(in_shape)     ? "winograd"
                : conv->uses_row_winograd(in_shape) ? "row-winograd"
                : conv->uses_direct(in_shape)       ? "direct"
                : conv->uses_shallow(in_shape)      ? "shallow"

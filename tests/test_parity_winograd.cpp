@@ -1,5 +1,5 @@
-// conv2d layers that take the Winograd F(4x4, 3x3) path or the row
-// Winograd against PyTorch (cases written by tests/parity/gen_winograd.py),
+// conv2d layers that take the Winograd F(4x4, 3x3) or F(2x2, 3x3) path or
+// the row Winograd against PyTorch (cases written by tests/parity/gen_winograd.py),
 // on 1 and 2 threads.
 #include <algorithm>
 #include <cmath>
@@ -13,8 +13,8 @@
 using namespace salted;
 
 TEST_SUITE("parity") {
-TEST_CASE("conv2d through Winograd (3x3 and row) matches PyTorch") {
-    int checked = 0, winograd = 0, rows = 0;
+TEST_CASE("conv2d through Winograd (3x3 F(4x4) and F(2x2), and row) matches PyTorch") {
+    int checked = 0, winograd = 0, rows = 0, f23 = 0;
     double worst = 0;
     std::string worst_case;
     for (int threads : {1, 2}) {
@@ -39,11 +39,13 @@ TEST_CASE("conv2d through Winograd (3x3 and row) matches PyTorch") {
             auto w = c.array("weight");
             Tensor b = c.has_array("bias") ? c.array("bias") : Tensor();
             auto want = c.array("output");
-            auto conv = ops::Conv2d::create(p, w.view(), b.view());
+            // Told the input size, as a model's layers are: small maps get F(2x2).
+            auto conv = ops::Conv2d::create(p, w.view(), b.view(), in.shape());
             REQUIRE_MESSAGE(conv.ok(), conv.message());
             INFO(c.name << " threads=" << threads);
             CHECK(conv->uses_winograd(in.shape()) == (c.i("expect_winograd") == 1));
             CHECK(conv->uses_row_winograd(in.shape()) == (c.i("expect_row") == 1));
+            CHECK(conv->uses_winograd_2x2(in.shape()) == (c.i("expect_2x2") == 1));
             auto out = Tensor::empty(want.shape());
             REQUIRE(out.ok());
             std::vector<float> ws(conv->workspace_floats(in.shape()));
@@ -58,6 +60,7 @@ TEST_CASE("conv2d through Winograd (3x3 and row) matches PyTorch") {
             }
             winograd += conv->uses_winograd(in.shape()) ? 1 : 0;
             rows += conv->uses_row_winograd(in.shape()) ? 1 : 0;
+            f23 += conv->uses_winograd_2x2(in.shape()) ? 1 : 0;
             ++checked;
         }
     }
@@ -66,5 +69,6 @@ TEST_CASE("conv2d through Winograd (3x3 and row) matches PyTorch") {
     CHECK(checked >= 2 * 20);
     CHECK(winograd >= 2 * 12);
     CHECK(rows >= 2 * 6);
+    CHECK(f23 >= 2 * 5);
 }
 }

@@ -1,7 +1,8 @@
 // Winograd F(4x4, 3x3): the lane transforms against their scalar twins, the
 // scalar Winograd twin and the fast kernel against the direct loop nest
 // ops::ref::conv2d over a grid of awkward shapes, bit-identical results on 1
-// and 2 threads, and conv2d's batch-level threading (both algorithms). The
+// and 2 threads, and conv2d's batch-level threading (both algorithms).
+// F(2x2, 3x3) (kernels/winograd_2x2.hpp) the same way, and where conv2d takes it. The
 // row Winograd (polyphase F(6, 3), kernels/winograd_row.hpp) against the
 // same loop nest, through conv2d.
 #include <doctest/doctest.h>
@@ -17,6 +18,7 @@
 
 #include "salted/core/parallel.hpp"
 #include "salted/kernels/winograd.hpp"
+#include "salted/kernels/winograd_2x2.hpp"
 #include "salted/ops/conv2d.hpp"
 #include "random_floats.hpp"
 
@@ -142,10 +144,11 @@ struct Problem {
     }
 };
 
-// The fast kernel with exactly the workspace it asks for, followed by guard
-// values that must survive.
+// The fast kernel (F(4x4) unless told otherwise) with exactly the workspace
+// it asks for, followed by guard values that must survive.
+template <class Kernel = WinogradConv3x3>
 std::vector<float> run_kernel(const Problem& pb) {
-    auto wk = WinogradConv3x3::create(pb.p.in_channels, pb.p.out_channels, pb.weight.data(),
+    auto wk = Kernel::create(pb.p.in_channels, pb.p.out_channels, pb.weight.data(),
                                       pb.with_bias ? pb.bias.data() : nullptr);
     REQUIRE_MESSAGE(wk.ok(), wk.message());
     const WinogradGeometry g = pb.geometry();
@@ -615,4 +618,135 @@ TEST_CASE("row winograd: taken only where it saves multiplies and the output is 
     CHECK(conv->uses_direct(small.in_shape));
     CHECK(relative_error(run_conv(*conv, big), big.want) <= winograd_tolerance);
     CHECK(relative_error(run_conv(*conv, small), small.want) <= 1e-5);
+}
+
+// F(2x2, 3x3): the lane transforms against the matrices, in double.
+TEST_CASE("winograd F(2x2): lane transforms equal B^T d B and A^T m A on every lane") {
+    namespace f23 = kernels::winograd::f23;
+    using B = simd::FloatBatch;
+    constexpr int W = static_cast<int>(simd::width);
+    auto d = random_floats(16 * W, 15);
+    auto m = random_floats(16 * W, 16);
+    B dv[16], vv[16], mv[16], yv[4];
+    for (int k = 0; k < 16; ++k) {
+        dv[k] = B::load_unaligned(d.data() + k * W);
+        mv[k] = B::load_unaligned(m.data() + k * W);
+    }
+    f23::input_transform(dv, vv);
+    f23::output_transform(mv, yv);
+    alignas(64) float lanes_v[16][W], lanes_y[4][W];
+    for (int k = 0; k < 16; ++k) vv[k].store_aligned(lanes_v[k]);
+    for (int k = 0; k < 4; ++k) yv[k].store_aligned(lanes_y[k]);
+    for (int t = 0; t < W; ++t) {
+        INFO("lane " << t);
+        for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 4; ++b) {
+                double v = 0;
+                for (int i = 0; i < 4; ++i)
+                    for (int j = 0; j < 4; ++j) v += f23::BT[a][i] * d[(i * 4 + j) * W + t] * f23::BT[b][j];
+                CHECK(std::fabs(lanes_v[a * 4 + b][t] - v) <= 1e-6);
+            }
+        for (int a = 0; a < 2; ++a)
+            for (int b = 0; b < 2; ++b) {
+                double y = 0;
+                for (int i = 0; i < 4; ++i)
+                    for (int j = 0; j < 4; ++j) y += f23::AT[a][i] * m[(i * 4 + j) * W + t] * f23::AT[b][j];
+                CHECK(std::fabs(lanes_y[a * 2 + b][t] - y) <= 1e-6);
+            }
+    }
+}
+
+TEST_CASE("winograd F(2x2): kernel matches ref::conv2d over a grid, identically on 1, 2 and 3 threads") {
+    // As the F(4x4) grid; the 2x2 tiles make odd sizes partial in both directions.
+    const int64_t cins[] = {1, 8, 17, 70};
+    const int64_t couts[] = {1, 15, 32, 33, 130};
+    const int64_t sizes[][2] = {{1, 1}, {2, 3}, {3, 3}, {5, 9}, {8, 8}, {11, 7}, {16, 16}};
+    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
+    uint32_t seed = 2000;
+    int ran = 0, blocks = 0;
+    for (int64_t cin : cins)
+        for (int64_t cout : couts)
+            for (int variant = 0; variant < 3; ++variant) {
+                ++seed;
+                const auto& sz = sizes[(seed * 5 + variant) % 7];
+                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
+                if (sz[0] + pt + pb_ < 3 || sz[1] + pl + pr < 3) continue;
+                const int64_t batch = variant == 1 ? 3 : 1;
+                if (cin * cout > 1000 && sz[0] * sz[1] > 100) continue;
+                Problem pb(conv3x3(cin, cout, pt, pl, pb_, pr, acts[seed % 3]), batch, sz[0], sz[1], seed % 4 != 0,
+                           seed);
+                std::vector<std::vector<float>> outs;
+                for (int threads : {1, 2, 3}) {
+                    ThreadSetting ts(threads);
+                    outs.push_back(run_kernel<kernels::WinogradConv2x2>(pb));
+                }
+                INFO(pb.describe());
+                // F(2, 3)'s constants are 0, +-1 and 1/2: as exact as F(4, 3) or better.
+                CHECK(relative_error(outs[0], pb.want) <= winograd_tolerance);
+                CHECK(outs[1] == outs[0]);
+                CHECK(outs[2] == outs[0]);
+                if (kernels::Tiles2x2::tile_count(pb.geometry()) > kernels::winograd_block_tiles) ++blocks;
+                ++ran;
+            }
+    CHECK(ran >= 40);
+    CHECK(blocks >= 5);  // the several-block path as well as the one-block one
+}
+
+TEST_CASE("winograd F(2x2): conv2d takes it on small maps it was told to expect, and only there") {
+    const Conv2dParams p = conv3x3(64, 64, 1, 1, 1, 1, Activation::relu());
+    std::vector<float> w = random_floats(64 * 64 * 9, 71);
+    const ConstTensorView wv(w.data(), Shape({64, 64, 3, 3}));
+    auto told = Conv2d::create(p, wv, ConstTensorView(), Shape({1, 64, 8, 8}));
+    auto untold = Conv2d::create(p, wv, ConstTensorView());
+    auto big = Conv2d::create(p, wv, ConstTensorView(), Shape({1, 64, 16, 16}));
+    REQUIRE(told.ok());
+    REQUIRE(untold.ok());
+    REQUIRE(big.ok());
+    // 8x8 at batch 1: F(4x4) would have 4 tiles. Batch 2: 8, F(4x4) again.
+    CHECK(told->uses_winograd_2x2(Shape({1, 64, 8, 8})));
+    CHECK(told->uses_winograd(Shape({1, 64, 8, 8})));
+    CHECK(!told->uses_winograd_2x2(Shape({2, 64, 8, 8})));
+    CHECK(told->uses_winograd(Shape({2, 64, 8, 8})));
+    CHECK(told->uses_winograd_2x2(Shape({4, 64, 4, 4})));  // 1 tile per image
+    CHECK(!told->uses_winograd_2x2(Shape({5, 64, 4, 4})));
+    CHECK(!told->uses_winograd_2x2(Shape({1, 64, 16, 16})));
+    // Not told, or told of bigger maps: no F(2x2) weights, F(4x4) everywhere.
+    CHECK(!untold->uses_winograd_2x2(Shape({1, 64, 8, 8})));
+    CHECK(untold->uses_winograd(Shape({1, 64, 8, 8})));
+    CHECK(!big->uses_winograd_2x2(Shape({1, 64, 8, 8})));
+    // Layers F(4x4) does not take stay off F(2x2) too.
+    Conv2dParams s2 = p;
+    s2.stride_h = s2.stride_w = 2;
+    auto strided = Conv2d::create(s2, wv, ConstTensorView(), Shape({1, 64, 8, 8}));
+    REQUIRE(strided.ok());
+    CHECK(!strided->uses_winograd_2x2(Shape({1, 64, 8, 8})));
+    auto wrong = Conv2d::create(p, wv, ConstTensorView(), Shape({1, 63, 8, 8}));  // a hint that does not fit: ignored
+    REQUIRE(wrong.ok());
+    CHECK(!wrong->uses_winograd_2x2(Shape({1, 64, 8, 8})));
+
+    // Through conv2d: matches the loop nest and F(4x4), bit-identical on 1 and
+    // 2 threads, nothing allocated once warm.
+    for (int64_t n : {1, 2}) {
+        Problem pb(p, n, 8, 8, false, 72);
+        pb.weight = w;
+        std::vector<float> want(pb.out_shape.numel(), NAN);
+        REQUIRE(ops::ref::conv2d(p, ConstTensorView(pb.input.data(), pb.in_shape), wv, ConstTensorView(),
+                                 TensorView(want.data(), pb.out_shape))
+                    .ok());
+        std::vector<float> ws(told->workspace_floats(pb.in_shape)), out(pb.out_shape.numel(), NAN), first;
+        const ConstTensorView in(pb.input.data(), pb.in_shape);
+        for (int threads : {1, 2}) {
+            ThreadSetting ts(threads);
+            bool ok = told->run(in, TensorView(out.data(), pb.out_shape), ws.data()).ok();
+            const long before = heap_allocations.load();
+            for (int i = 0; i < 3; ++i) ok = ok && told->run(in, TensorView(out.data(), pb.out_shape), ws.data()).ok();
+            INFO("batch " << n << " threads " << threads);
+            CHECK(ok);
+            CHECK(heap_allocations.load() - before == 0);
+            CHECK(relative_error(out, want) <= winograd_tolerance);
+            if (first.empty()) first = out;
+            CHECK(out == first);
+        }
+        CHECK(relative_error(run_conv(*untold, pb), want) <= winograd_tolerance);
+    }
 }

@@ -1,6 +1,7 @@
 """Parity cases for conv2d layers that take the Winograd F(4x4, 3x3) path
 (3x3, stride 1, dilation 1, groups 1, enough channels; see
-include/salted/kernels/winograd.hpp) or the row Winograd (polyphase F(6, 3)
+include/salted/kernels/winograd.hpp), F(2x2, 3x3) where F(4x4) has few tiles
+(kernels/winograd_2x2.hpp; expect_2x2 1) or the row Winograd (polyphase F(6, 3)
 for kh x kw row convs, kernels/winograd_row.hpp: the sensor ConvNet's (1,5)
 and (3,5) stride-(.,2) layers at their real sizes, and awkward ones).
 
@@ -22,7 +23,7 @@ ACT_NONE, ACT_RELU, ACT_LEAKY = 0, 1, 2
 
 
 def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.01, bias=True, scale=1.0,
-          expect=1, kernel=(3, 3), stride=(1, 1), expect_row=0):
+          expect=1, kernel=(3, 3), stride=(1, 1), expect_row=0, expect_2x2=0):
     """pad = (top, left, bottom, right), applied with F.pad when asymmetric."""
     kh, kw = kernel
     x = F.relu(torch.randn(n, cin, *hw)) * scale
@@ -41,6 +42,7 @@ def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.0
     c.param("cin", cin).param("cout", cout).param("pt", top).param("pl", left).param("pb", bottom)
     c.param("pr", right).param("act", act).param("slope", float(slope)).param("expect_winograd", expect)
     c.param("kh", kh).param("kw", kw).param("sh", stride[0]).param("sw", stride[1]).param("expect_row", expect_row)
+    c.param("expect_2x2", expect_2x2)
     c.array("input", x).array("weight", w).array("output", y)
     if bias:
         c.array("bias", b)
@@ -61,11 +63,17 @@ def generate(out, rng):
         # Awkward shapes: partial tiles, asymmetric and no padding, bias and activations.
         lambda: _case(out, "odd_13x11_asym_pad_leaky", 2, 40, 48, (13, 11), pad=(2, 0, 1, 2), act=ACT_LEAKY,
                       slope=0.1),
-        lambda: _case(out, "nopad_9x9_relu", 1, 24, 33, (9, 9), pad=(0, 0, 0, 0), act=ACT_RELU),
+        lambda: _case(out, "nopad_9x9_relu", 1, 24, 33, (9, 9), pad=(0, 0, 0, 0), act=ACT_RELU, expect_2x2=1),
         lambda: _case(out, "tiny_3x2_pad2", 3, 17, 70, (3, 2), pad=(2, 2, 2, 2)),
         lambda: _case(out, "wide_7x40", 1, 32, 32, (7, 40), act=ACT_RELU),
         # Large values: inputs x 30 (max|y| in the hundreds), K = 9 x 256.
-        lambda: _case(out, "large_values_256", 1, 256, 64, (8, 8), scale=30.0),
+        lambda: _case(out, "large_values_256", 1, 256, 64, (8, 8), scale=30.0, expect_2x2=1),
+        # F(2x2, 3x3): maps where F(4x4) has at most 4 tiles (8x8 at batch 1).
+        lambda: _case(out, "wrn16_4_g3_256_256_b1", 1, 256, 256, (8, 8), bias=False, expect_2x2=1),
+        lambda: _case(out, "wrn28_3_g3_192_192_b1", 1, 192, 192, (8, 8), bias=False, expect_2x2=1),
+        lambda: _case(out, "f23_5x7_asym_pad_leaky", 1, 40, 48, (5, 7), pad=(2, 0, 1, 2), act=ACT_LEAKY,
+                      slope=0.1, expect_2x2=1),
+        lambda: _case(out, "f23_4x4_batch3", 3, 32, 36, (4, 4), act=ACT_RELU, expect_2x2=1),
         # Qualifies by shape but not by channels: stays on im2col.
         lambda: _case(out, "stem_3_16_im2col", 1, 3, 16, (32, 32), bias=False, expect=0),
         # Row Winograd: the sensor ConvNet's layers 1-3 (BN folded, LeakyReLU).

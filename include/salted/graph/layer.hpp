@@ -45,6 +45,12 @@ using LayerPtr = std::unique_ptr<Layer>;
 // What a builder may need beyond its own node.
 struct BuildContext {
     const io::ModelFile* file = nullptr;
+    // The node's input shapes for a batch of one (the model's inputs are
+    // fixed but for the batch), so that a layer can prepare its kernels for
+    // the sizes it will see; null when not known.
+    const std::vector<Shape>* input_shapes = nullptr;
+    // LoadOptions::batch_invariant: no kernel whose choice depends on the batch size.
+    bool batch_invariant = false;
 };
 
 namespace detail {

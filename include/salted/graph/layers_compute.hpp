@@ -62,11 +62,19 @@ inline Result<ops::Conv2dParams> conv2d_params(const io::Node& n) {
     return p;
 }
 
+// The input size a conv2d is told to expect (Conv2d::create): none when
+// the model must be batch-invariant, as the kernels it would add run at some
+// batch sizes only.
+inline Shape conv2d_size_hint(const BuildContext& ctx, const Shape& input) {
+    return ctx.batch_invariant ? Shape() : input;
+}
+
 inline Result<LayerPtr> build_conv2d(const io::Node& n, const BuildContext& ctx) {
     SALTED_ASSIGN(ops::Conv2dParams p, conv2d_params(n));
     SALTED_ASSIGN(ConstTensorView w, detail::required_weight(ctx, n, "weight"));
     SALTED_ASSIGN(ConstTensorView b, detail::optional_weight(ctx, n, "bias"));
-    return wrap_op(n, ops::Conv2d::create(p, w, b));
+    const bool known = ctx.input_shapes && !ctx.input_shapes->empty();
+    return wrap_op(n, ops::Conv2d::create(p, w, b, conv2d_size_hint(ctx, known ? ctx.input_shapes->front() : Shape())));
 }
 
 inline Result<LayerPtr> build_conv_transpose2d(const io::Node& n, const BuildContext& ctx) {

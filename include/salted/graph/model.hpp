@@ -40,6 +40,14 @@ struct LoadOptions {
     // Fold the CNN salt concat into the convs that read it (salt_folding.hpp).
     // Off, every node runs as written: for checking the folded path.
     bool fold_salt = true;
+    // Make each item's output independent of the batch it runs in (and of
+    // Session::set_micro_batch) bit for bit. Off (the default), a layer may
+    // use a kernel that only pays at some batch sizes: F(2x2, 3x3) on 8x8
+    // maps at batch 1 (kernels/winograd_2x2.hpp), F(4x4, 3x3) from batch 2
+    // on. The two agree to float rounding (~1e-6 relative), not bit for
+    // bit. On, those kernels are not prepared (WideResNet at batch 1 runs
+    // ~15 % slower).
+    bool batch_invariant = false;
 };
 
 // Convolutions that a Session may run fused with the salt concat before
@@ -73,7 +81,7 @@ public:
     static Result<Model> parse(const void* data, std::size_t size, const LoadOptions& options = LoadOptions());
     // Instantiates an already parsed file (no hash check beyond what the
     // file was parsed with; the test vector is replayed if asked).
-    static Result<Model> from_file(io::ModelFile file, bool verify_test_vector = true, bool fold_salt = true);
+    static Result<Model> from_file(io::ModelFile file, const LoadOptions& options = LoadOptions());
 
     const io::ModelFile& file() const { return file_; }
     const Topology& topology() const { return topo_; }
@@ -129,8 +137,8 @@ public:
     }
 
 private:
-    Status build();
-    Status build_salt_fold();
+    Status build(bool batch_invariant);
+    Status build_salt_fold(bool batch_invariant);
 
     io::ModelFile file_;
     Topology topo_;
@@ -181,7 +189,7 @@ inline Result<Model> Model::parse(const void* data, std::size_t size, const Load
     SALTED_ASSIGN(io::ModelFile file, io::ModelFile::parse(data, size, lo));
     if (options.verify_hash)
         SALTED_TRY(detail::check_data_padding(file, static_cast<const unsigned char*>(data), size));
-    return from_file(std::move(file), options.verify_test_vector, options.fold_salt);
+    return from_file(std::move(file), options);
 }
 
 inline Result<Model> Model::load(const std::string& path, const LoadOptions& options) {
@@ -192,16 +200,16 @@ inline Result<Model> Model::load(const std::string& path, const LoadOptions& opt
     return m;
 }
 
-inline Result<Model> Model::from_file(io::ModelFile file, bool verify, bool fold_salt) {
+inline Result<Model> Model::from_file(io::ModelFile file, const LoadOptions& options) {
     Model m;
     m.file_ = std::move(file);
-    SALTED_TRY(m.build());
-    if (fold_salt) SALTED_TRY(m.build_salt_fold());
-    if (verify && m.file_.has_test_vector()) SALTED_TRY(verify_test_vector(m));
+    SALTED_TRY(m.build(options.batch_invariant));
+    if (options.fold_salt) SALTED_TRY(m.build_salt_fold(options.batch_invariant));
+    if (options.verify_test_vector && m.file_.has_test_vector()) SALTED_TRY(verify_test_vector(m));
     return m;
 }
 
-inline Status Model::build() {
+inline Status Model::build(bool batch_invariant) {
     const io::ModelFile& f = file_;
     std::map<std::string, int> index;  // value name -> value index
     for (std::size_t i = 0; i < f.inputs().size(); ++i) {
@@ -222,9 +230,9 @@ inline Status Model::build() {
     }
     BuildContext ctx;
     ctx.file = &f;
+    ctx.batch_invariant = batch_invariant;
     for (std::size_t i = 0; i < f.nodes().size(); ++i) {
         const io::Node& n = f.nodes()[i];
-        SALTED_ASSIGN(LayerPtr layer, build_layer(n, ctx));
         NodeInfo info;
         info.name = n.name;
         info.op = n.op;
@@ -239,6 +247,8 @@ inline Status Model::build() {
             std::vector<int>& cons = topo_.values[static_cast<std::size_t>(it->second)].consumers;
             if (cons.empty() || cons.back() != static_cast<int>(i)) cons.push_back(static_cast<int>(i));
         }
+        ctx.input_shapes = &in_shapes;
+        SALTED_ASSIGN(LayerPtr layer, build_layer(n, ctx));
         // The salt only enters through the salt node, in its second slot:
         // anything else would carry it past the cut planner's model of it.
         for (std::size_t k = 0; k < info.inputs.size(); ++k) {
@@ -334,13 +344,14 @@ inline Status Model::build() {
     return Status();
 }
 
-inline Status Model::build_salt_fold() {
+inline Status Model::build_salt_fold(bool batch_invariant) {
     if (topo_.salt_node < 0 || file_.salt().kind != io::SaltKind::cnn) return Status();
     const NodeInfo& concat = node(topo_.salt_node);
     const ValueInfo* feeds = &value(concat.output);
     if (feeds->consumers.size() != 1 || feeds->graph_output >= 0) return Status();
     BuildContext ctx;
     ctx.file = &file_;
+    ctx.batch_invariant = batch_invariant;
     const auto& nodes = file_.nodes();
     const io::Node& concat_node = nodes[static_cast<std::size_t>(topo_.salt_node)];
     const Shape& act_shape = value(concat.inputs[0]).shape;

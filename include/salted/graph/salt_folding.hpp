@@ -148,7 +148,8 @@ inline Result<LayerPtr> fold_salt_into_conv(const io::Node& concat, const io::No
     SALTED_ASSIGN(ops::Conv2d conv, ops::Conv2d::create(
                                         pa, ConstTensorView(wa.data(), Shape({p.out_channels, ca, p.kernel_h,
                                                                               p.kernel_w})),
-                                        ConstTensorView()));
+                                        ConstTensorView(),
+                                        conv2d_size_hint(ctx, Shape({1, ca, act_shape[2], act_shape[3]}))));
 
     // Table: per salt, the salt channels' direct convolution plus the bias.
     SALTED_ASSIGN(Tensor table, Tensor::empty(Shape({sp.num_classes, per_salt})));

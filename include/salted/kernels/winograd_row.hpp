@@ -81,23 +81,6 @@ inline void kernel_transform(const double* g, double* u) {
     for (int a = 0; a < tile_in; ++a) u[a] = G[a][0] * g[0] + G[a][1] * g[1] + G[a][2] * g[2];
 }
 
-// r = M x on every lane for a constant matrix M: the zero and +-1 entries
-// drop out at compile time, as the loops unroll over constexpr data (not
-// unrolled, the sensor net's layers ran 1.3x slower than with F(4, 3)).
-template <int Rows, int Cols>
-__attribute__((always_inline)) inline void apply(const double (&M)[Rows][Cols], const simd::FloatBatch* x, int x_stride, simd::FloatBatch* r) {
-#pragma GCC unroll 8
-    for (int i = 0; i < Rows; ++i) {
-        simd::FloatBatch acc(0.0f);
-#pragma GCC unroll 8
-        for (int j = 0; j < Cols; ++j) {
-            if (M[i][j] == 1) acc = acc + x[j * x_stride];
-            else if (M[i][j] == -1) acc = acc - x[j * x_stride];
-            else if (M[i][j] != 0) acc = xsimd::fma(simd::FloatBatch(static_cast<float>(M[i][j])), x[j * x_stride], acc);
-        }
-        r[i] = acc;
-    }
-}
 }  // namespace row63
 
 }  // namespace winograd
@@ -181,14 +164,14 @@ struct RowTiles {
             for (int ph = 0; ph < S; ++ph) {
                 const simd::FloatBatch* d = col + ph;  // column i * S + ph
                 simd::FloatBatch o[positions];
-                winograd::row63::apply(winograd::row63::BT, d, S, o);
+                winograd::apply_constant(winograd::row63::BT, d, S, o);
                 emit(ky * S + ph, o);
             }
         }
     }
 
     static void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
-        winograd::row63::apply(winograd::row63::AT, m, 1, y);
+        winograd::apply_constant(winograd::row63::AT, m, 1, y);
     }
 
     // The first `cols` pixels of the 1 x 6 tile y for `lanes` channels.

@@ -29,7 +29,7 @@ namespace salted {
 namespace kernels {
 namespace winograd {
 
-// Where one tile's 6x6 input patch lies in its image: element (i, j) of the
+// Where one tile's 6x6 (or 4x4) input patch lies in its image: element (i, j) of the
 // patch in channel c is in[offset + c * plane + i * in_w + j] when bit i of
 // row_mask and bit j of col_mask are set, and zero padding otherwise.
 // `offset` may be negative (padding above or left of the image); it is
@@ -40,13 +40,14 @@ struct Patch {
     uint32_t col_mask = 0;
 };
 
-// The patch of the tile whose output starts at (oy, ox) of image `image`.
+// The patch (side `side`: 6 for F(4x4, 3x3), 4 for F(2x2, 3x3)) of the
+// tile whose output starts at (oy, ox) of image `image`.
 inline Patch patch_at(int64_t image, int64_t oy, int64_t ox, int64_t channels, int64_t in_h, int64_t in_w,
-                      int64_t pad_top, int64_t pad_left) {
+                      int64_t pad_top, int64_t pad_left, int side = tile_in) {
     const int64_t iy0 = oy - pad_top, ix0 = ox - pad_left;
     Patch p;
     p.offset = image * channels * in_h * in_w + iy0 * in_w + ix0;
-    for (int i = 0; i < tile_in; ++i) {
+    for (int i = 0; i < side; ++i) {
         if (iy0 + i >= 0 && iy0 + i < in_h) p.row_mask |= 1u << i;
         if (ix0 + i >= 0 && ix0 + i < in_w) p.col_mask |= 1u << i;
     }

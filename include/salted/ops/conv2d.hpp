@@ -14,6 +14,9 @@
 //  - Winograd F(4x4, 3x3) (kernels/winograd.hpp), for 3x3 stride-1
 //    dilation-1 ungrouped layers where kernels::winograd_worth_it() says it
 //    beats the GEMM: 4x fewer multiplies.
+//    On maps where F(4x4) has at most 4 tiles (8x8 at batch 1), F(2x2, 3x3)
+//    (kernels/winograd_2x2.hpp) instead, if create() was told to expect
+//    such maps: its weights are less than half the size to read.
 //  - Row Winograd, polyphase F(6, 3) (kernels/winograd_row.hpp), for
 //    ungrouped undilated kh x kw layers with kh <= 3 and kw = 3 at row
 //    stride 1 or kw = 4..6 at row stride 2 (the sensor ConvNet's (1,5) and
@@ -52,6 +55,7 @@
 #include "salted/kernels/gemm.hpp"
 #include "salted/kernels/im2col.hpp"
 #include "salted/kernels/winograd.hpp"
+#include "salted/kernels/winograd_2x2.hpp"
 #include "salted/kernels/winograd_row.hpp"
 #include "salted/ops/activation.hpp"
 #include "salted/ops/op_checks.hpp"
@@ -119,7 +123,13 @@ inline Result<Shape> conv2d_output_shape(const Conv2dParams& p, const Shape& in)
 
 class Conv2d {
 public:
-    static Result<Conv2d> create(const Conv2dParams& p, ConstTensorView weight, ConstTensorView bias) {
+    // `expected_input`, when given ([N, Cin, H, W]; N is ignored), is the
+    // input size the layer will run on: create() then also prepares the
+    // kernels that only pay at that size (F(2x2, 3x3) weights for maps of up
+    // to 8x8, kernels/winograd_2x2.hpp). Without it those are skipped, which
+    // costs speed on such maps but never correctness; any size still runs.
+    static Result<Conv2d> create(const Conv2dParams& p, ConstTensorView weight, ConstTensorView bias,
+                                 const Shape& expected_input = Shape()) {
         SALTED_TRY(detail::validate_conv2d(p));
         const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
         SALTED_TRY(detail::check_weight_bias("conv2d", weight, Shape({p.out_channels, cin_g, p.kernel_h, p.kernel_w}),
@@ -138,6 +148,13 @@ public:
             if (wino.ok()) {
                 c.winograd_ = std::move(wino).value();
                 c.has_winograd_ = true;
+                if (c.small_map_expected(expected_input)) {  // as above: only faster, never needed
+                    auto w2 = kernels::WinogradConv2x2::create(p.in_channels, p.out_channels, weight.data, bias.data);
+                    if (w2.ok()) {
+                        c.winograd2_ = std::move(w2).value();
+                        c.has_winograd2_ = true;
+                    }
+                }
                 // The im2col weights are kept only when some input size would use them.
                 if (kernels::winograd_worth_it_for_any_size(p.in_channels, p.out_channels)) return c;
             }
@@ -182,6 +199,13 @@ public:
         return os.ok() && use_winograd(*os);
     }
 
+    // Whether run() takes the F(2x2, 3x3) path (kernels/winograd_2x2.hpp);
+    // uses_winograd() then holds too.
+    bool uses_winograd_2x2(const Shape& input) const {
+        auto os = output_shape(input);
+        return os.ok() && use_winograd2(input, *os);
+    }
+
     // Whether run() takes the row-Winograd path (kernels/winograd_row.hpp).
     bool uses_row_winograd(const Shape& input) const {
         auto os = output_shape(input);
@@ -207,6 +231,8 @@ public:
     std::size_t workspace_floats(const Shape& input) const {
         auto os = output_shape(input);
         if (!os.ok()) return 0;
+        if (use_winograd2(input, *os))
+            return static_cast<std::size_t>(winograd2_.workspace_floats(winograd_geometry(input, *os)));
         if (use_winograd(*os))
             return static_cast<std::size_t>(winograd_.workspace_floats(winograd_geometry(input, *os)));
         if (use_row_winograd(*os))
@@ -235,6 +261,10 @@ public:
         if (!workspace)
             return make_error(Errc::invalid_argument, "conv2d: workspace: expected %zu floats, found null",
                               workspace_floats(in.shape));
+        if (use_winograd2(in.shape, os)) {
+            winograd2_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
+            return Status();
+        }
         if (use_winograd(os)) {
             winograd_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
             return Status();
@@ -358,6 +388,22 @@ private:
                kernels::winograd_worth_it(p_.in_channels, p_.out_channels, out_shape[2], out_shape[3]);
     }
 
+    bool use_winograd2(const Shape& in, const Shape& out_shape) const {
+        return has_winograd2_ && f23_wins(in, out_shape);
+    }
+    bool f23_wins(const Shape& in, const Shape& out_shape) const {
+        return use_winograd(out_shape) &&
+               kernels::winograd_2x2_beats_4x4(kernels::Tiles3x3::tile_count(winograd_geometry(in, out_shape)));
+    }
+    // Whether F(2x2) would run on a batch of one of this input (create()
+    // asks before it has the F(2x2) weights).
+    bool small_map_expected(const Shape& in) const {
+        if (in.rank() != 4 || in[1] != p_.in_channels) return false;
+        const Shape one({1, in[1], in[2], in[3]});
+        auto os = output_shape(one);
+        return os.ok() && f23_wins(one, *os);
+    }
+
     bool use_row_winograd(const Shape& out_shape) const {
         return has_row_winograd_ && kernels::winograd_row_worth_it(p_.in_channels, p_.out_channels, out_shape[2],
                                                                    out_shape[3]);
@@ -437,6 +483,8 @@ private:
     Tensor bias_;               // empty storage when there is no bias
     bool has_winograd_ = false;
     kernels::WinogradConv3x3 winograd_;  // 3x3 stride-1 layers where it can win
+    bool has_winograd2_ = false;
+    kernels::WinogradConv2x2 winograd2_;  // the same layers, for maps that give F(4x4) few tiles
     bool has_row_winograd_ = false;
     kernels::WinogradConvRow row_winograd_;  // 1 x k row layers where it can win
     bool has_direct_ = false;

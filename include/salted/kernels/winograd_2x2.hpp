@@ -1,0 +1,171 @@
+// 3x3, stride-1 convolution by Winograd's F(2x2, 3x3), for the layers whose
+// F(4x4, 3x3) weights cost more to read than its multiplies save.
+//
+// Why a second 3x3 tiling: F(4x4, 3x3) (winograd.hpp) stores 36 transformed
+// weights per (input, output) channel pair, 4x the layer's own 9. At batch 1
+// on an 8x8 map it has only 4 tiles, so each of those weights is used 4
+// times per run: a 256->256 layer streams 9.4 MB of them, and with the rest
+// of WideResNet-16-4 (37 MB of them in all, more than this machine's L3)
+// they come from memory every run. Measured in the model at batch 1: 640 us
+// for the 8x8 256->256 layer against 300 us when its weights are in cache.
+// F(2x2, 3x3) stores 16 per pair (1.8x the layer's own), has 16 tiles on the
+// same map, and still saves 2.25x of the multiplies.
+//
+//   Y = A^T [ (G g G^T) (.) (B^T d B) ] A      over 4x4 tiles, points 0, 1, -1, infinity
+//
+// Every constant is 0, +-1 or (in G, applied once in double) 1/2, so it is
+// also the most accurate of the tilings (2.5e-7 of max|y| at K = 9 x 256;
+// see winograd_transforms.hpp).
+//
+// The driver (blocks, GEMMs, threads, workspace) is winograd.hpp's
+// WinogradConv; this file supplies the tiling: 2x2 output tiles from 4x4
+// input patches, 16 positions.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "salted/core/simd.hpp"
+#include "salted/kernels/winograd.hpp"
+
+namespace salted {
+namespace kernels {
+
+namespace winograd {
+namespace f23 {
+constexpr int tile_out = 2, tile_in = 4, positions = tile_in * tile_in;
+constexpr double BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+constexpr double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+
+// U = G g G^T for one 3x3 kernel g (row-major), in double.
+inline void kernel_transform(const float* g, double* u /* 16, row-major */) {
+    double t[4][3];  // G g
+    for (int a = 0; a < 4; ++a)
+        for (int l = 0; l < 3; ++l) t[a][l] = G[a][0] * g[l] + G[a][1] * g[3 + l] + G[a][2] * g[6 + l];
+    for (int a = 0; a < 4; ++a)
+        for (int b = 0; b < 4; ++b) u[a * 4 + b] = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
+}
+
+// v = B^T d B on every lane (d, v: 4x4 row-major).
+__attribute__((always_inline)) inline void input_transform(const simd::FloatBatch* d, simd::FloatBatch* v) {
+    simd::FloatBatch t[16], col[4];
+    for (int j = 0; j < 4; ++j) {  // columns: t = B^T d
+        apply_constant(BT, d + j, 4, col);
+        for (int i = 0; i < 4; ++i) t[i * 4 + j] = col[i];
+    }
+    for (int a = 0; a < 4; ++a) apply_constant(BT, t + a * 4, 1, v + a * 4);  // rows: v = t B
+}
+
+// y = A^T m A on every lane (m 4x4, y 2x2, row-major).
+__attribute__((always_inline)) inline void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
+    simd::FloatBatch t[8], col[2];  // t = A^T m, 2x4
+    for (int j = 0; j < 4; ++j) {
+        apply_constant(AT, m + j, 4, col);
+        t[j] = col[0];
+        t[4 + j] = col[1];
+    }
+    for (int i = 0; i < 2; ++i) apply_constant(AT, t + i * 4, 1, y + i * 2);  // y = t A
+}
+}  // namespace f23
+}  // namespace winograd
+
+struct Tiles2x2 {
+    using Geometry = WinogradGeometry;  // its tiles_*() are F(4x4)'s; this tiling counts its own
+    using Patch = winograd::Patch;
+    static constexpr int positions = winograd::f23::positions;
+    static constexpr int tile_h = winograd::f23::tile_out, tile_w = winograd::f23::tile_out;
+    static constexpr int64_t block_tiles = winograd_block_tiles;
+    int phases() const { return 1; }
+    static int64_t tiles_y(const Geometry& g) { return (g.out_h + tile_h - 1) / tile_h; }
+    static int64_t tiles_x(const Geometry& g) { return (g.out_w + tile_w - 1) / tile_w; }
+    static int64_t tile_count(const Geometry& g) { return g.batch * tiles_y(g) * tiles_x(g); }
+
+    void kernel_transform(const float* weight, int64_t co, int64_t k, int64_t cin, double* u) const {
+        winograd::f23::kernel_transform(weight + (co * cin + k) * 9, u);
+    }
+
+    void locate(const Geometry& g, int64_t cin, int64_t t0, int64_t count, WinogradTilePos* pos,
+                Patch* patches) const {
+        const int64_t tx_count = tiles_x(g), per_image = tiles_y(g) * tx_count;
+        for (int64_t r = 0; r < count; ++r) {
+            const int64_t t = t0 + r, rem = t % per_image;
+            pos[r] = WinogradTilePos{t / per_image, rem / tx_count * tile_h, rem % tx_count * tile_w};
+            patches[r] = winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin, g.in_h, g.in_w, g.pad_top,
+                                            g.pad_left, winograd::f23::tile_in);
+        }
+    }
+
+    // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per lane).
+    template <class Emit>
+    void transform_input(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
+                         const Emit& emit) const {
+        constexpr int A = winograd::f23::tile_in;
+        simd::FloatBatch d[positions], tv[positions];
+        const int64_t channel_offset = c * g.in_h * g.in_w;
+#if defined(SALTED_WINOGRAD_AVX512)
+        for (int i = 0; i < A; ++i) {
+            __m512 z[8];
+            winograd::load_rows16x8(
+                in, lanes, [&](int t) { return patches[t].offset + channel_offset + i * g.in_w; },
+                [&](int t) { return (patches[t].row_mask >> i & 1u) ? patches[t].col_mask : 0u; }, z);
+            winograd::transpose_rows16x8(z, A, d + i * A);
+        }
+#else
+        constexpr int W = static_cast<int>(simd::width);
+        alignas(64) float buf[positions * W];
+        for (int t = 0; t < W; ++t)
+            for (int i = 0; i < A; ++i)
+                for (int j = 0; j < A; ++j) {
+                    const Patch& p = patches[t];
+                    const bool inside = t < lanes && (p.row_mask >> i & 1u) && (p.col_mask >> j & 1u);
+                    buf[(i * A + j) * W + t] = inside ? in[p.offset + channel_offset + i * g.in_w + j] : 0.0f;
+                }
+        for (int k = 0; k < positions; ++k) d[k] = simd::FloatBatch::load_aligned(buf + k * W);
+#endif
+        winograd::f23::input_transform(d, tv);
+        emit(0, tv);
+    }
+
+    static void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
+        winograd::f23::output_transform(m, y);
+    }
+
+    // The valid rows x cols of the 2x2 tile y for `lanes` channels, channel l at dst + l * plane.
+    static void store(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows, int cols,
+                      int lanes) {
+        constexpr int W = static_cast<int>(simd::width);
+        alignas(64) float buf[tile_h * tile_w * W];
+        for (int k = 0; k < tile_h * tile_w; ++k) y[k].store_aligned(buf + k * W);
+        for (int l = 0; l < lanes; ++l) {
+            float* o = dst + l * plane;
+            for (int i = 0; i < rows; ++i)
+                for (int j = 0; j < cols; ++j) o[i * out_w + j] = buf[(i * tile_w + j) * W + l];
+        }
+    }
+};
+
+// Whether F(2x2) is the faster tiling for a problem on which F(4x4) has
+// `tiles_4x4` tiles. Measured on WideResNet-16-4's 8x8 layers (1 and 2
+// threads): at batch 1 (4 tiles) the whole model ran 13-17 % faster with
+// F(2x2) there; at batch 2 and 3 (8, 12 tiles) 5-10 % slower, as F(4x4)'s
+// multiplies then outweigh reading its weights.
+inline bool winograd_2x2_beats_4x4(int64_t tiles_4x4) { return tiles_4x4 <= 4; }
+
+// 3x3 stride-1 convolution by F(2x2, 3x3); weight [Cout, Cin, 3, 3].
+class WinogradConv2x2 : public WinogradConv<Tiles2x2> {
+public:
+    WinogradConv2x2() = default;
+    static Result<WinogradConv2x2> create(int64_t in_channels, int64_t out_channels, const float* weight,
+                                          const float* bias) {
+        SALTED_ASSIGN(WinogradConv<Tiles2x2> w,
+                      WinogradConv<Tiles2x2>::create(Tiles2x2(), in_channels, out_channels, weight, bias));
+        return WinogradConv2x2(std::move(w));
+    }
+
+private:
+    explicit WinogradConv2x2(WinogradConv<Tiles2x2> w) : WinogradConv<Tiles2x2>(std::move(w)) {}
+};
+
+}  // namespace kernels
+}  // namespace salted
