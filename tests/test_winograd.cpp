@@ -723,6 +723,10 @@ TEST_CASE("winograd F(2x2): conv2d takes it on small maps it was told to expect,
     auto wrong = Conv2d::create(p, wv, ConstTensorView(), Shape({1, 63, 8, 8}));  // a hint that does not fit: ignored
     REQUIRE(wrong.ok());
     CHECK(!wrong->uses_winograd_2x2(Shape({1, 64, 8, 8})));
+    // The F(2x2) weights are reported: 16 positions x 64 x 64 (2 panels of
+    // 32 output channels) plus the padded bias.
+    CHECK(told->kernel_bytes() - untold->kernel_bytes() == (16 * 64 * 64 + 64) * 4);
+    CHECK(untold->kernel_bytes() == (36 * 64 * 64 + 64) * 4);  // F(4x4) only: no im2col copy at 64 -> 64
 
     // Through conv2d: matches the loop nest and F(4x4), bit-identical on 1 and
     // 2 threads, nothing allocated once warm.

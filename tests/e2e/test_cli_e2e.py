@@ -266,6 +266,9 @@ class Bench(unittest.TestCase):
             self.assertGreater(r["min_ms"], 0)
             self.assertAlmostEqual(r["mflops_per_run"], 3 * c.info()["mflops_per_item"], places=3)
             self.assertGreater(r["peak_bytes"], 0)
+            # Prepared kernels: at least the packed weights, as `info` reports them.
+            self.assertGreaterEqual(r["kernel_bytes"], r["weight_bytes"] * 0.9)
+            self.assertEqual(r["kernel_bytes"], c.info()["kernel_bytes"])
             self.assertEqual(len(r["layers"]), len(c.info()["nodes"]))
             self.assertGreater(sum(layer["mean_ms"] for layer in r["layers"]), 0)
             # The folded concat never runs: no time is charged to it.

@@ -104,7 +104,7 @@ Failure cmd_bench(const Args& a) {
     const double gflops = flops / (med * 1e6);
     const std::size_t peak = session->memory_bytes();
     const int64_t slice = session->slice_size(batch);
-    const int64_t weight_bytes = m->parameter_count() * 4;
+    const int64_t weight_bytes = m->parameter_count() * 4, kernel_bytes = m->kernel_bytes();
     const int threads = max_threads();
     // Adaptive threads (the default) may have settled on the calling thread alone.
     const bool one_thread = threads > 1 && session->runs_serially(batch);
@@ -114,8 +114,10 @@ Failure cmd_bench(const Args& a) {
                     json_string(a.model).c_str(), batch, threads, iters, warmup);
         std::printf(" \"median_ms\": %.6f, \"min_ms\": %.6f, \"max_ms\": %.6f, \"per_item_ms\": %.6f, "
                     "\"mflops_per_run\": %.6f, \"gflops\": %.3f, \"peak_bytes\": %zu, \"weight_bytes\": %" PRId64
-                    ", \"micro_batch\": %" PRId64 ", \"adaptive_chose_one_thread\": %s",
-                    med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes, slice,
+                    ", \"kernel_bytes\": %" PRId64 ", \"micro_batch\": %" PRId64
+                    ", \"adaptive_chose_one_thread\": %s",
+                    med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes,
+                    kernel_bytes, slice,
                     one_thread ? "true" : "false");
         if (!node_ns.empty()) {
             std::printf(",\n \"layers\": [");
@@ -137,8 +139,9 @@ Failure cmd_bench(const Args& a) {
                 one_thread ? " (adaptive: now running on 1; --fixed-threads to force)" : "", iters, warmup);
     std::printf("median %.4f ms (min %.4f, max %.4f), %.4f ms per item, %.2f GFLOP/s (%.3f MFLOP per run)\n", med, lo,
                 hi, med / static_cast<double>(batch), gflops, flops / 1e6);
-    std::printf("peak memory: %.3f MB of activations, scratch and outputs (planned), %.3f MB of weights\n", peak / 1e6,
-                static_cast<double>(weight_bytes) / 1e6);
+    std::printf("peak memory: %.3f MB of activations, scratch and outputs (planned), %.3f MB of weights in the file, "
+                "%.3f MB of prepared kernels (packed, Winograd-transformed, salt tables)\n",
+                peak / 1e6, static_cast<double>(weight_bytes) / 1e6, static_cast<double>(kernel_bytes) / 1e6);
     if (!node_ns.empty()) {
         double total = 0;
         for (int64_t ns : node_ns) total += static_cast<double>(ns);

@@ -75,9 +75,10 @@ Failure cmd_info(const Args& a) {
     const io::ModelFile& f = m->file();
     const io::SaltSpec& salt = m->salt();
     if (a.flag("--json")) {
-        std::printf("{\"model\": %s, \"model_id\": \"%s\", \"parameters\": %" PRId64 ", \"mflops_per_item\": %.6f,\n",
+        std::printf("{\"model\": %s, \"model_id\": \"%s\", \"parameters\": %" PRId64 ", \"mflops_per_item\": %.6f,"
+                    " \"kernel_bytes\": %" PRId64 ",\n",
                     json_string(a.model).c_str(), f.model_id().c_str(), m->parameter_count(),
-                    static_cast<double>(m->flops_per_item()) / 1e6);
+                    static_cast<double>(m->flops_per_item()) / 1e6, m->kernel_bytes());
         std::printf(" \"salt\": {\"kind\": \"%s\", \"classes\": %" PRId64 ", \"node\": %s},\n",
                     io::salt_kind_name(salt.kind), salt.classes, json_string(salt.node).c_str());
         if (const graph::SaltFold* fold = m->salt_fold()) {
@@ -138,6 +139,8 @@ Failure cmd_info(const Args& a) {
     }
     std::printf("  parameters: %" PRId64 ", %.3f MFLOPs per item\n", m->parameter_count(),
                 static_cast<double>(m->flops_per_item()) / 1e6);
+    std::printf("  prepared kernels: %.3f MB (packed and Winograd-transformed weights, salt tables)\n",
+                static_cast<double>(m->kernel_bytes()) / 1e6);
     if (f.has_test_vector())
         std::printf("  test vector: batch %" PRId64 " from %s (%s)\n", f.test_vector().batch,
                     f.test_vector().producer.c_str(), a.flag("--no-verify") ? "not checked" : "verified at load");

@@ -38,6 +38,9 @@ public:
     virtual int64_t flops(const std::vector<Shape>& /*inputs*/) const { return 0; }
     // Computes `out` from `count` inputs. `out` never overlaps an input.
     virtual Status run(const ConstTensorView* inputs, std::size_t count, TensorView out, float* workspace) const = 0;
+    // Bytes the layer holds for its kernels: weights packed, transformed or
+    // folded at load (the model file's own weights are counted apart).
+    virtual int64_t kernel_bytes() const { return 0; }
 };
 
 using LayerPtr = std::unique_ptr<Layer>;

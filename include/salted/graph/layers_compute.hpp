@@ -26,6 +26,7 @@ public:
     Status run(const ConstTensorView* in, std::size_t, TensorView out, float* ws) const override {
         return op_.run(in[0], out, ws);
     }
+    int64_t kernel_bytes() const override { return op_.kernel_bytes(); }
 
 private:
     Op op_;

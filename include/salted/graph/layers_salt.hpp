@@ -19,6 +19,7 @@ public:
     explicit CnnSaltLayer(ops::CnnSalt op) : op_(std::move(op)) {}
     Result<Shape> output_shape(const std::vector<Shape>& in) const override { return shape_of(in[0], in[1]); }
     int64_t flops(const std::vector<Shape>& in) const override { return op_.flops(in[0].rank() ? in[0][0] : 0); }
+    int64_t kernel_bytes() const override { return op_.kernel_bytes(); }
     Status run(const ConstTensorView* in, std::size_t, TensorView out, float*) const override {
         SALTED_ASSIGN(const Shape want, shape_of(in[0].shape, in[1].shape));
         if (out.shape != want)

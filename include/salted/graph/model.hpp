@@ -103,6 +103,15 @@ public:
         for (const NodeInfo& node : topo_.nodes) n += node.params;
         return n;
     }
+    // Bytes of the layers' prepared kernels (packed and Winograd-transformed
+    // weights, salt-fold tables), held beside the file's own weights.
+    int64_t kernel_bytes() const {
+        int64_t n = 0;
+        for (const LayerPtr& l : layers_) n += l->kernel_bytes();
+        for (const LayerPtr& l : fold_.layers) n += l->kernel_bytes();
+        if (fold_.through_layer) n += fold_.through_layer->kernel_bytes();
+        return n;
+    }
     // FLOPs of the whole model for one batch item.
     int64_t flops_per_item() const {
         int64_t n = 0;

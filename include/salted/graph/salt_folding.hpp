@@ -56,6 +56,10 @@ public:
         return conv_.flops(in[0]) + (os.ok() ? os->numel() : 0);
     }
 
+    int64_t kernel_bytes() const override {
+        return conv_.kernel_bytes() + table_.numel() * static_cast<int64_t>(sizeof(float));
+    }
+
     Status run(const ConstTensorView* in, std::size_t, TensorView out, float* workspace) const override {
         const int64_t batch = out.shape.rank() ? out.shape[0] : 0;
         if (in[1].numel() != batch)

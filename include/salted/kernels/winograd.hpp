@@ -207,6 +207,8 @@ public:
 
     int64_t in_channels() const { return cin_; }
     int64_t out_channels() const { return cout_; }
+    // Bytes of the transformed weights and the padded bias.
+    int64_t kernel_bytes() const { return (u_.numel() + bias_.numel()) * static_cast<int64_t>(sizeof(float)); }
 
     // Tiles per block (the last block of a problem may have fewer).
     static constexpr int64_t block_tiles() { return Tiles::block_tiles; }

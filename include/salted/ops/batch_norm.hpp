@@ -112,6 +112,10 @@ public:
     }
     std::size_t workspace_floats(const Shape&) const { return 0; }
     int64_t flops(const Shape& in) const { return 2 * in.numel(); }
+    // Bytes of the per-channel scale and shift.
+    int64_t kernel_bytes() const {
+        return static_cast<int64_t>((scale_.size() + shift_.size()) * sizeof(float));
+    }
 
     // out = act(in * scale + shift); `in` and `out` may be the same buffer.
     Status run(ConstTensorView in, TensorView out, float* /*workspace*/ = nullptr) const {

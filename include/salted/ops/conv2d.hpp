@@ -253,6 +253,14 @@ public:
         return 2 * os->numel() * k_;
     }
 
+    // Bytes of weights held in prepared forms (every algorithm's).
+    int64_t kernel_bytes() const {
+        const int64_t floats = packed_.numel() + bias_.numel() + direct_packed_.numel();
+        return floats * static_cast<int64_t>(sizeof(float)) + (has_winograd_ ? winograd_.kernel_bytes() : 0) +
+               (has_winograd2_ ? winograd2_.kernel_bytes() : 0) +
+               (has_row_winograd_ ? row_winograd_.kernel_bytes() : 0);
+    }
+
     // Computes out = act(conv(in) + bias). `workspace` must hold
     // workspace_floats(in.shape) floats; run() allocates nothing.
     Status run(ConstTensorView in, TensorView out, float* workspace) const {

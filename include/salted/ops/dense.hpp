@@ -79,6 +79,9 @@ public:
         return 2 * input[0] * p_.in_features * p_.out_features;
     }
 
+    // Bytes of the packed weights and the bias.
+    int64_t kernel_bytes() const { return (packed_.numel() + bias_.numel()) * static_cast<int64_t>(sizeof(float)); }
+
     Status run(ConstTensorView in, TensorView out, float* workspace) const {
         SALTED_ASSIGN(Shape os, output_shape(in.shape));
         SALTED_TRY(detail::check_run("dense", in, out, os));

@@ -160,6 +160,9 @@ public:
         return concat(activations, salts.data(), static_cast<int64_t>(salts.size()), out);
     }
 
+    // Bytes of the salt maps' weights and bias.
+    int64_t kernel_bytes() const { return static_cast<int64_t>((weight_.size() + bias_.size()) * sizeof(float)); }
+
 private:
     // All k maps of one salt into dst[k * Sh * Sw]. Two passes on purpose:
     // products first, then the bias, with a compiler barrier between, so
