@@ -405,6 +405,48 @@ TEST_CASE("thread choice: keeps the pool only when it is faster, and probes agai
     CHECK(!slower_pool.decided());
     probe(slower_pool, 0.002, 0.005);
     CHECK(!slower_pool.next_serial());
+
+    // A pool that is fast only when its worker gets the other core: 3 fast
+    // runs of 8 do not make it the faster one (the median decides).
+    ThreadChoice bimodal;
+    for (int i = 0; i < ThreadChoice::warmup_runs; ++i) bimodal.record(1.0);
+    for (int i = 0; i < ThreadChoice::probe_runs; ++i) bimodal.record(i < 3 ? 0.001 : 0.006);
+    for (int i = 0; i < ThreadChoice::probe_runs; ++i) bimodal.record(0.004);
+    REQUIRE(bimodal.decided());
+    CHECK(bimodal.next_serial());
+}
+
+TEST_CASE("thread choice: probes again early when the chosen mode slows down, not on noise") {
+    using graph::ThreadChoice;
+    auto decide_pool = [](ThreadChoice& c) {
+        for (int i = 0; i < ThreadChoice::warmup_runs + ThreadChoice::probe_runs; ++i) c.record(0.003);
+        for (int i = 0; i < ThreadChoice::probe_runs; ++i) c.record(0.005);
+        REQUIRE(c.decided());
+        REQUIRE(!c.next_serial());
+    };
+    // 17 % slower (noise, a little load): kept until the periodic probe.
+    ThreadChoice steady;
+    decide_pool(steady);
+    for (int64_t i = 0; i + 1 < ThreadChoice::reprobe_every; ++i) {
+        steady.record(0.0035);
+        REQUIRE(steady.decided());
+    }
+    // 50 % slower (another process took the second core): probed again as
+    // soon as a whole look sees it, but not before min_runs_between runs.
+    ThreadChoice loaded;
+    decide_pool(loaded);
+    int64_t runs = 0;
+    while (loaded.decided() && runs < ThreadChoice::reprobe_every) {
+        loaded.record(runs < 20 ? 0.003 : 0.0045);
+        ++runs;
+    }
+    CHECK(!loaded.decided());
+    CHECK(runs == ThreadChoice::min_runs_between);
+    // The new probe sees one thread as faster now.
+    for (int i = 0; i < ThreadChoice::warmup_runs + ThreadChoice::probe_runs; ++i) loaded.record(0.0045);
+    for (int i = 0; i < ThreadChoice::probe_runs; ++i) loaded.record(0.004);
+    CHECK(loaded.decided());
+    CHECK(loaded.next_serial());
 }
 
 TEST_CASE("session: adaptive threads change neither results nor allocations") {
