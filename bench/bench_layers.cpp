@@ -185,6 +185,7 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
                             L.pad_top + L.pad_left + L.pad_bottom + L.pad_right == 0;
     row.algo = conv->uses_winograd_2x2(in_shape)   ? "winograd-2x2"
                : conv->uses_winograd(in_shape)     ? "winograd"
+               : conv->uses_winograd_5x5(in_shape) ? "winograd-5x5"
                : conv->uses_row_winograd(in_shape) ? "row-winograd"
                : conv->uses_direct(in_shape)       ? "direct"
                : conv->uses_shallow(in_shape)      ? "shallow"

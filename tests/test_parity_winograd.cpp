@@ -1,5 +1,5 @@
-// conv2d layers that take the Winograd F(4x4, 3x3) or F(2x2, 3x3) path or
-// the row Winograd against PyTorch (cases written by tests/parity/gen_winograd.py),
+// conv2d layers that take the Winograd F(4x4, 3x3), F(2x2, 3x3) or
+// F(2x2, 5x5) path or the row Winograd against PyTorch (cases written by tests/parity/gen_winograd.py),
 // on 1 and 2 threads.
 #include <algorithm>
 #include <cmath>
@@ -13,8 +13,8 @@
 using namespace salted;
 
 TEST_SUITE("parity") {
-TEST_CASE("conv2d through Winograd (3x3 F(4x4) and F(2x2), and row) matches PyTorch") {
-    int checked = 0, winograd = 0, rows = 0, f23 = 0;
+TEST_CASE("conv2d through Winograd (3x3 F(4x4) and F(2x2), 5x5 F(2x2), and row) matches PyTorch") {
+    int checked = 0, winograd = 0, rows = 0, f23 = 0, f25 = 0;
     double worst = 0;
     std::string worst_case;
     for (int threads : {1, 2}) {
@@ -46,6 +46,7 @@ TEST_CASE("conv2d through Winograd (3x3 F(4x4) and F(2x2), and row) matches PyTo
             CHECK(conv->uses_winograd(in.shape()) == (c.i("expect_winograd") == 1));
             CHECK(conv->uses_row_winograd(in.shape()) == (c.i("expect_row") == 1));
             CHECK(conv->uses_winograd_2x2(in.shape()) == (c.i("expect_2x2") == 1));
+            CHECK(conv->uses_winograd_5x5(in.shape()) == (c.i("expect_5x5") == 1));
             auto out = Tensor::empty(want.shape());
             REQUIRE(out.ok());
             std::vector<float> ws(conv->workspace_floats(in.shape()));
@@ -61,6 +62,7 @@ TEST_CASE("conv2d through Winograd (3x3 F(4x4) and F(2x2), and row) matches PyTo
             winograd += conv->uses_winograd(in.shape()) ? 1 : 0;
             rows += conv->uses_row_winograd(in.shape()) ? 1 : 0;
             f23 += conv->uses_winograd_2x2(in.shape()) ? 1 : 0;
+            f25 += conv->uses_winograd_5x5(in.shape()) ? 1 : 0;
             ++checked;
         }
     }
@@ -70,5 +72,6 @@ TEST_CASE("conv2d through Winograd (3x3 F(4x4) and F(2x2), and row) matches PyTo
     CHECK(winograd >= 2 * 12);
     CHECK(rows >= 2 * 6);
     CHECK(f23 >= 2 * 5);
+    CHECK(f25 >= 2 * 4);
 }
 }

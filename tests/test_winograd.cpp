@@ -2,7 +2,8 @@
 // scalar Winograd twin and the fast kernel against the direct loop nest
 // ops::ref::conv2d over a grid of awkward shapes, bit-identical results on 1
 // and 2 threads, and conv2d's batch-level threading (both algorithms).
-// F(2x2, 3x3) (kernels/winograd_2x2.hpp) the same way, and where conv2d takes it. The
+// F(2x2, 3x3) (kernels/winograd_2x2.hpp) and F(2x2, 5x5) (winograd_5x5.hpp)
+// the same way, and where conv2d takes them. The
 // row Winograd (polyphase F(6, 3), kernels/winograd_row.hpp) against the
 // same loop nest, through conv2d.
 #include <doctest/doctest.h>
@@ -19,6 +20,7 @@
 #include "salted/core/parallel.hpp"
 #include "salted/kernels/winograd.hpp"
 #include "salted/kernels/winograd_2x2.hpp"
+#include "salted/kernels/winograd_5x5.hpp"
 #include "salted/ops/conv2d.hpp"
 #include "random_floats.hpp"
 
@@ -752,5 +754,136 @@ TEST_CASE("winograd F(2x2): conv2d takes it on small maps it was told to expect,
             CHECK(out == first);
         }
         CHECK(relative_error(run_conv(*untold, pb), want) <= winograd_tolerance);
+    }
+}
+
+// F(2x2, 5x5) (kernels/winograd_5x5.hpp): F(4x4, 3x3)'s input transform with
+// its own G and A^T.
+TEST_CASE("winograd F(2x2, 5x5): the matrices compute a 5x5 correlation, and the lane transform is A^T m A") {
+    namespace wg = kernels::winograd;
+    auto d = random_floats(36, 31), g = random_floats(25, 32);
+    double u[36], v[36], t[6][6];
+    wg::f25::kernel_transform(g.data(), u);
+    for (int a = 0; a < 6; ++a)  // v = B^T d B
+        for (int b = 0; b < 6; ++b) {
+            double s = 0;
+            for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 6; ++j) s += wg::BT[a][i] * d[i * 6 + j] * wg::BT[b][j];
+            v[a * 6 + b] = s;
+        }
+    for (int a = 0; a < 6; ++a)
+        for (int b = 0; b < 6; ++b) t[a][b] = u[a * 6 + b] * v[a * 6 + b];
+    for (int y = 0; y < 2; ++y)
+        for (int x = 0; x < 2; ++x) {
+            double got = 0, want = 0;
+            for (int a = 0; a < 6; ++a)
+                for (int b = 0; b < 6; ++b) got += wg::f25::AT[y][a] * t[a][b] * wg::f25::AT[x][b];
+            for (int i = 0; i < 5; ++i)
+                for (int j = 0; j < 5; ++j) want += double(g[i * 5 + j]) * d[(y + i) * 6 + x + j];
+            CHECK(std::fabs(got - want) <= 1e-12);
+        }
+
+    using B = simd::FloatBatch;
+    constexpr int W = static_cast<int>(simd::width);
+    auto m = random_floats(36 * W, 33);
+    B mv[36], yv[4];
+    for (int k = 0; k < 36; ++k) mv[k] = B::load_unaligned(m.data() + k * W);
+    wg::f25::output_transform(mv, yv);
+    alignas(64) float lanes_y[4][W];
+    for (int k = 0; k < 4; ++k) yv[k].store_aligned(lanes_y[k]);
+    for (int l = 0; l < W; ++l)
+        for (int a = 0; a < 2; ++a)
+            for (int b = 0; b < 2; ++b) {
+                double y = 0;
+                for (int i = 0; i < 6; ++i)
+                    for (int j = 0; j < 6; ++j) y += wg::f25::AT[a][i] * m[(i * 6 + j) * W + l] * wg::f25::AT[b][j];
+                CHECK(std::fabs(lanes_y[a * 2 + b][l] - y) <= 2e-5);
+            }
+}
+
+static Conv2dParams conv5x5(int64_t cin, int64_t cout, int64_t pt, int64_t pl, int64_t pb, int64_t pr, Activation act) {
+    Conv2dParams p = conv3x3(cin, cout, pt, pl, pb, pr, act);
+    p.kernel_h = p.kernel_w = 5;
+    return p;
+}
+
+TEST_CASE("winograd F(2x2, 5x5): kernel matches ref::conv2d over a grid, identically on 1, 2 and 3 threads") {
+    const int64_t cins[] = {1, 8, 17, 37};
+    const int64_t couts[] = {1, 15, 32, 33, 70};
+    const int64_t sizes[][2] = {{1, 1}, {3, 4}, {5, 5}, {6, 9}, {12, 12}, {13, 7}, {28, 28}};
+    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
+    uint32_t seed = 3000;
+    int ran = 0, blocks = 0;
+    double worst = 0;
+    for (int64_t cin : cins)
+        for (int64_t cout : couts)
+            for (int variant = 0; variant < 3; ++variant) {
+                ++seed;
+                const auto& sz = sizes[(seed * 5 + variant) % 7];
+                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
+                if (sz[0] + pt + pb_ < 5 || sz[1] + pl + pr < 5) continue;
+                const int64_t batch = variant == 1 ? 3 : 1;
+                if (cin * cout > 600 && sz[0] * sz[1] > 200) continue;
+                Problem pb(conv5x5(cin, cout, pt, pl, pb_, pr, acts[seed % 3]), batch, sz[0], sz[1], seed % 4 != 0,
+                           seed);
+                std::vector<std::vector<float>> outs;
+                for (int threads : {1, 2, 3}) {
+                    ThreadSetting ts(threads);
+                    outs.push_back(run_kernel<kernels::WinogradConv5x5>(pb));
+                }
+                INFO(pb.describe());
+                const double err = relative_error(outs[0], pb.want);
+                worst = std::max(worst, err);
+                CHECK(err <= winograd_tolerance);
+                CHECK(outs[1] == outs[0]);
+                CHECK(outs[2] == outs[0]);
+                if (kernels::Tiles5x5::tile_count(pb.geometry()) > kernels::winograd_block_tiles) ++blocks;
+                ++ran;
+            }
+    MESSAGE("worst relative error " << worst);
+    CHECK(ran >= 40);
+    CHECK(blocks >= 5);
+}
+
+TEST_CASE("winograd F(2x2, 5x5): conv2d takes it for 5x5 stride-1 ungrouped layers with enough channels") {
+    auto make = [](Conv2dParams p) {
+        std::vector<float> w = random_floats(p.out_channels * (p.in_channels / p.groups) * 25, 81);
+        auto c = Conv2d::create(p, ConstTensorView(w.data(), Shape({p.out_channels, p.in_channels / p.groups, 5, 5})),
+                                ConstTensorView());
+        REQUIRE(c.ok());
+        return std::move(c).value();
+    };
+    const Conv2dParams lenet = conv5x5(32, 32, 0, 0, 0, 0, Activation::relu());
+    const Shape in({2, 32, 28, 28});
+    Conv2d conv = make(lenet);
+    CHECK(conv.uses_winograd_5x5(in));
+    CHECK(!conv.uses_direct(in));
+    CHECK(!conv.uses_winograd(in));
+    Conv2dParams s2 = lenet, d2 = lenet, g2 = lenet, shallow = lenet;
+    s2.stride_h = 2;
+    d2.dilation_w = 2;
+    g2.groups = 2;
+    shallow.in_channels = 3;  // a first layer: the direct convolution
+    for (const Conv2dParams& p : {s2, d2, g2, shallow}) {
+        Conv2d c = make(p);
+        CHECK(!c.uses_winograd_5x5(Shape({2, p.in_channels, 28, 28})));
+    }
+    // Through conv2d: the loop nest's result, bit-identical on 1 and 2
+    // threads, nothing allocated once warm.
+    Problem pb(lenet, 2, 28, 28, true, 82);
+    auto c = Conv2d::create(lenet, pb.weight_view(), pb.bias_view());
+    REQUIRE(c.ok());
+    std::vector<float> ws(c->workspace_floats(pb.in_shape)), out(pb.out_shape.numel(), NAN), first;
+    for (int threads : {1, 2}) {
+        ThreadSetting ts(threads);
+        const ConstTensorView x(pb.input.data(), pb.in_shape);
+        bool ok = c->run(x, TensorView(out.data(), pb.out_shape), ws.data()).ok();
+        const long before = heap_allocations.load();
+        for (int i = 0; i < 3; ++i) ok = ok && c->run(x, TensorView(out.data(), pb.out_shape), ws.data()).ok();
+        CHECK(ok);
+        CHECK(heap_allocations.load() - before == 0);
+        CHECK(relative_error(out, pb.want) <= winograd_tolerance);
+        if (first.empty()) first = out;
+        CHECK(out == first);
     }
 }

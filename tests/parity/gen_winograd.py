@@ -1,7 +1,8 @@
 """Parity cases for conv2d layers that take the Winograd F(4x4, 3x3) path
 (3x3, stride 1, dilation 1, groups 1, enough channels; see
 include/salted/kernels/winograd.hpp), F(2x2, 3x3) where F(4x4) has few tiles
-(kernels/winograd_2x2.hpp; expect_2x2 1) or the row Winograd (polyphase F(6, 3)
+(kernels/winograd_2x2.hpp; expect_2x2 1), F(2x2, 5x5) for 5x5 stride-1
+layers (kernels/winograd_5x5.hpp; expect_5x5 1) or the row Winograd (polyphase F(6, 3)
 for kh x kw row convs, kernels/winograd_row.hpp: the sensor ConvNet's (1,5)
 and (3,5) stride-(.,2) layers at their real sizes, and awkward ones).
 
@@ -23,7 +24,7 @@ ACT_NONE, ACT_RELU, ACT_LEAKY = 0, 1, 2
 
 
 def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.01, bias=True, scale=1.0,
-          expect=1, kernel=(3, 3), stride=(1, 1), expect_row=0, expect_2x2=0):
+          expect=1, kernel=(3, 3), stride=(1, 1), expect_row=0, expect_2x2=0, expect_5x5=0):
     """pad = (top, left, bottom, right), applied with F.pad when asymmetric."""
     kh, kw = kernel
     x = F.relu(torch.randn(n, cin, *hw)) * scale
@@ -42,7 +43,7 @@ def _case(out, name, n, cin, cout, hw, pad=(1, 1, 1, 1), act=ACT_NONE, slope=0.0
     c.param("cin", cin).param("cout", cout).param("pt", top).param("pl", left).param("pb", bottom)
     c.param("pr", right).param("act", act).param("slope", float(slope)).param("expect_winograd", expect)
     c.param("kh", kh).param("kw", kw).param("sh", stride[0]).param("sw", stride[1]).param("expect_row", expect_row)
-    c.param("expect_2x2", expect_2x2)
+    c.param("expect_2x2", expect_2x2).param("expect_5x5", expect_5x5)
     c.array("input", x).array("weight", w).array("output", y)
     if bias:
         c.array("bias", b)
@@ -74,6 +75,16 @@ def generate(out, rng):
         lambda: _case(out, "f23_5x7_asym_pad_leaky", 1, 40, 48, (5, 7), pad=(2, 0, 1, 2), act=ACT_LEAKY,
                       slope=0.1, expect_2x2=1),
         lambda: _case(out, "f23_4x4_batch3", 3, 32, 36, (4, 4), act=ACT_RELU, expect_2x2=1),
+        # F(2x2, 5x5): LeNet's 32->32 layers (and the salted 37->32 one) at
+        # their real sizes, padding on every side, leaky ReLU, large values.
+        lambda: _case(out, "lenet_conv2_32_32_k5", 2, 32, 32, (28, 28), pad=(0, 0, 0, 0), kernel=(5, 5), expect=0,
+                      act=ACT_RELU, expect_5x5=1),
+        lambda: _case(out, "lenet_salt_conv2_37_32_k5", 1, 37, 32, (14, 14), pad=(0, 0, 0, 0), kernel=(5, 5),
+                      expect=0, expect_5x5=1),
+        lambda: _case(out, "k5_13x11_asym_pad_leaky", 2, 20, 40, (13, 11), pad=(2, 1, 0, 3), kernel=(5, 5), expect=0,
+                      act=ACT_LEAKY, slope=0.1, expect_5x5=1),
+        lambda: _case(out, "k5_large_values", 1, 64, 48, (9, 9), pad=(2, 2, 2, 2), kernel=(5, 5), expect=0,
+                      scale=30.0, expect_5x5=1),
         # Qualifies by shape but not by channels: stays on im2col.
         lambda: _case(out, "stem_3_16_im2col", 1, 3, 16, (32, 32), bias=False, expect=0),
         # Row Winograd: the sensor ConvNet's layers 1-3 (BN folded, LeakyReLU).

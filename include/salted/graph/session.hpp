@@ -156,8 +156,11 @@ public:
     //    >= 10 % of the work see >= 512 output pixels per call: below that
     //    their GEMM rows (or Winograd tiles) are too few to fill the register
     //    tiles (WideResNet's 8x8 stage wants 8 items);
-    //  - as many items as fit in 1 MiB of activations and scratch, about
-    //    one core's L2 (LeNet, 0.19 MB per item: 5; sensor ConvNet, 2 MB: 1).
+    //  - as many items as fit in 1 MiB of activations, about one core's L2
+    //    (LeNet, 0.19 MB per item: 5; sensor ConvNet, 2 MB: 1). Scratch is
+    //    not counted: it is sized for the most workers whatever the items
+    //    (a Winograd layer's 1.2 MB took LeNet down to 1 item per thread,
+    //    which ran 2 threads at 1.25x of one instead of 1.9x).
     // Measured on the reference models at batch 64, 1 thread
     // (docs/BENCHMARKS.md): within 1-3 % of the best fixed slice on each,
     // and up to 1.25x faster than the whole batch layer by layer.
@@ -190,8 +193,8 @@ public:
             for (const auto& e : by_pixels)
                 if (e.second * 10 >= range_flops)
                     for_kernels = std::max(for_kernels, (micro_batch_min_pixels + e.first - 1) / e.first);
-            const int64_t for_cache =
-                static_cast<int64_t>(micro_batch_cache_bytes / std::max<std::size_t>(one.peak_bytes(), 1));
+            const int64_t for_cache = static_cast<int64_t>(
+                micro_batch_cache_bytes / std::max<std::size_t>(one.arena_floats * sizeof(float), 1));
             auto_per_thread_ = std::max<int64_t>({for_kernels, for_cache, 1});
         }
         return auto_per_thread_ * configured_threads();

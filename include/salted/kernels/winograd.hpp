@@ -110,6 +110,20 @@ struct WinogradTilePos {
     int64_t image, oy, ox;  // top-left output pixel
 };
 
+// Tiles of tile x tile output pixels in rows of tiles over each image, then
+// image by image; tile t0 + r's top-left output pixel goes to pos[r] and its
+// side x side input patch to patches[r].
+inline void locate_square_tiles(const WinogradGeometry& g, int64_t cin, int tile, int side, int64_t t0,
+                                int64_t count, WinogradTilePos* pos, winograd::Patch* patches) {
+    const int64_t tx_count = (g.out_w + tile - 1) / tile, per_image = (g.out_h + tile - 1) / tile * tx_count;
+    for (int64_t r = 0; r < count; ++r) {
+        const int64_t t = t0 + r, rem = t % per_image;
+        pos[r] = WinogradTilePos{t / per_image, rem / tx_count * tile, rem % tx_count * tile};
+        patches[r] =
+            winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin, g.in_h, g.in_w, g.pad_top, g.pad_left, side);
+    }
+}
+
 // The tiling of one convolution shape (here F(4x4, 3x3); kernels/
 // winograd_row.hpp has the 1-row F(6, 3) for row-wise convolutions). A
 // Tiles type says how many tiles a problem has (tile_count), how many
@@ -136,14 +150,7 @@ struct Tiles3x3 {
 
     void locate(const Geometry& g, int64_t cin, int64_t t0, int64_t count, WinogradTilePos* pos,
                 Patch* patches) const {
-        const int64_t per_image = g.tiles_per_image(), tx_count = g.tiles_x();
-        for (int64_t r = 0; r < count; ++r) {
-            const int64_t t = t0 + r, rem = t % per_image;
-            pos[r] = WinogradTilePos{t / per_image, rem / tx_count * winograd::tile_out,
-                                     rem % tx_count * winograd::tile_out};
-            patches[r] = winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin, g.in_h, g.in_w, g.pad_top,
-                                            g.pad_left);
-        }
+        locate_square_tiles(g, cin, winograd::tile_out, winograd::tile_in, t0, count, pos, patches);
     }
 
     // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per lane).

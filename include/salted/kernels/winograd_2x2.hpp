@@ -87,13 +87,7 @@ struct Tiles2x2 {
 
     void locate(const Geometry& g, int64_t cin, int64_t t0, int64_t count, WinogradTilePos* pos,
                 Patch* patches) const {
-        const int64_t tx_count = tiles_x(g), per_image = tiles_y(g) * tx_count;
-        for (int64_t r = 0; r < count; ++r) {
-            const int64_t t = t0 + r, rem = t % per_image;
-            pos[r] = WinogradTilePos{t / per_image, rem / tx_count * tile_h, rem % tx_count * tile_w};
-            patches[r] = winograd::patch_at(pos[r].image, pos[r].oy, pos[r].ox, cin, g.in_h, g.in_w, g.pad_top,
-                                            g.pad_left, winograd::f23::tile_in);
-        }
+        locate_square_tiles(g, cin, tile_w, winograd::f23::tile_in, t0, count, pos, patches);
     }
 
     // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per lane).

@@ -1,7 +1,7 @@
 // 2-D convolution, NCHW float32, with PyTorch's semantics (nn.Conv2d) plus
 // four-sided zero padding, and bias + activation fused into the epilogue.
 //
-// Five algorithms, chosen per layer and input shape (never per thread count,
+// Six algorithms, chosen per layer and input shape (never per thread count,
 // so results do not depend on it):
 //  - im2col + GEMM, for everything. Per image and group it is one GEMM:
 //    out[Cout_g x Ho*Wo] = W[Cout_g x K] * patches[K x Ho*Wo], K = Cin_g *
@@ -17,6 +17,9 @@
 //    On maps where F(4x4) has at most 4 tiles (8x8 at batch 1), F(2x2, 3x3)
 //    (kernels/winograd_2x2.hpp) instead, if create() was told to expect
 //    such maps: its weights are less than half the size to read.
+//  - Winograd F(2x2, 5x5) (kernels/winograd_5x5.hpp), for 5x5 stride-1
+//    dilation-1 ungrouped layers with Cin >= 16 and Cout >= 32 (LeNet's):
+//    2.8x fewer multiplies.
 //  - Row Winograd, polyphase F(6, 3) (kernels/winograd_row.hpp), for
 //    ungrouped undilated kh x kw layers with kh <= 3 and kw = 3 at row
 //    stride 1 or kw = 4..6 at row stride 2 (the sensor ConvNet's (1,5) and
@@ -56,6 +59,7 @@
 #include "salted/kernels/im2col.hpp"
 #include "salted/kernels/winograd.hpp"
 #include "salted/kernels/winograd_2x2.hpp"
+#include "salted/kernels/winograd_5x5.hpp"
 #include "salted/kernels/winograd_row.hpp"
 #include "salted/ops/activation.hpp"
 #include "salted/ops/op_checks.hpp"
@@ -159,6 +163,15 @@ public:
                 if (kernels::winograd_worth_it_for_any_size(p.in_channels, p.out_channels)) return c;
             }
         }
+        if (winograd5_shape(p) && kernels::winograd_5x5_worth_it(p.in_channels, p.out_channels)) {
+            // As above: only faster, never needed.
+            auto wino = kernels::WinogradConv5x5::create(p.in_channels, p.out_channels, weight.data, bias.data);
+            if (wino.ok()) {
+                c.winograd5_ = std::move(wino).value();
+                c.has_winograd5_ = true;
+                return c;  // taken at every size: no other copy of the weights
+            }
+        }
         if (!c.has_winograd_ &&
             kernels::RowTiles::supports(p.kernel_h, p.kernel_w, p.stride_w, p.dilation_h, p.dilation_w, p.groups) &&
             kernels::winograd_row_channels_worth_it(p.in_channels, p.out_channels)) {
@@ -206,6 +219,12 @@ public:
         return os.ok() && use_winograd2(input, *os);
     }
 
+    // Whether run() takes the F(2x2, 5x5) path (kernels/winograd_5x5.hpp).
+    bool uses_winograd_5x5(const Shape& input) const {
+        auto os = output_shape(input);
+        return os.ok() && use_winograd5(*os);
+    }
+
     // Whether run() takes the row-Winograd path (kernels/winograd_row.hpp).
     bool uses_row_winograd(const Shape& input) const {
         auto os = output_shape(input);
@@ -215,13 +234,13 @@ public:
     // Whether run() takes the direct-convolution path for this input shape.
     bool uses_direct(const Shape& input) const {
         auto os = output_shape(input);
-        return os.ok() && !use_winograd(*os) && !use_row_winograd(*os) && use_direct(input) && !shallow_;
+        return os.ok() && !use_any_winograd(*os) && use_direct(input) && !shallow_;
     }
 
     // Whether run() takes the shallow-convolution path (kernels/shallow_conv.hpp).
     bool uses_shallow(const Shape& input) const {
         auto os = output_shape(input);
-        return os.ok() && !use_winograd(*os) && !use_row_winograd(*os) && use_direct(input) && shallow_;
+        return os.ok() && !use_any_winograd(*os) && use_direct(input) && shallow_;
     }
 
     // Scratch for run(), sized for at most kernels::gemm_max_slots workers
@@ -235,6 +254,8 @@ public:
             return static_cast<std::size_t>(winograd2_.workspace_floats(winograd_geometry(input, *os)));
         if (use_winograd(*os))
             return static_cast<std::size_t>(winograd_.workspace_floats(winograd_geometry(input, *os)));
+        if (use_winograd5(*os))
+            return static_cast<std::size_t>(winograd5_.workspace_floats(winograd_geometry(input, *os)));
         if (use_row_winograd(*os))
             return static_cast<std::size_t>(row_winograd_.workspace_floats(winograd_geometry(input, *os)));
         if (use_direct(input)) {
@@ -258,6 +279,7 @@ public:
         const int64_t floats = packed_.numel() + bias_.numel() + direct_packed_.numel();
         return floats * static_cast<int64_t>(sizeof(float)) + (has_winograd_ ? winograd_.kernel_bytes() : 0) +
                (has_winograd2_ ? winograd2_.kernel_bytes() : 0) +
+               (has_winograd5_ ? winograd5_.kernel_bytes() : 0) +
                (has_row_winograd_ ? row_winograd_.kernel_bytes() : 0);
     }
 
@@ -275,6 +297,10 @@ public:
         }
         if (use_winograd(os)) {
             winograd_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
+            return Status();
+        }
+        if (use_winograd5(os)) {
+            winograd5_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
             return Status();
         }
         if (use_row_winograd(os)) {
@@ -306,6 +332,10 @@ public:
     }
 
 private:
+    static bool winograd5_shape(const Conv2dParams& p) {
+        return p.kernel_h == 5 && p.kernel_w == 5 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+               p.dilation_w == 1 && p.groups == 1;
+    }
     static bool winograd_shape(const Conv2dParams& p) {
         return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
                p.dilation_w == 1 && p.groups == 1;
@@ -396,6 +426,13 @@ private:
                kernels::winograd_worth_it(p_.in_channels, p_.out_channels, out_shape[2], out_shape[3]);
     }
 
+    bool use_winograd5(const Shape& out_shape) const {
+        (void)out_shape;  // taken at every size (kernels::winograd_5x5_worth_it)
+        return has_winograd5_;
+    }
+    bool use_any_winograd(const Shape& out_shape) const {
+        return use_winograd(out_shape) || use_winograd5(out_shape) || use_row_winograd(out_shape);
+    }
     bool use_winograd2(const Shape& in, const Shape& out_shape) const {
         return has_winograd2_ && f23_wins(in, out_shape);
     }
@@ -493,6 +530,8 @@ private:
     kernels::WinogradConv3x3 winograd_;  // 3x3 stride-1 layers where it can win
     bool has_winograd2_ = false;
     kernels::WinogradConv2x2 winograd2_;  // the same layers, for maps that give F(4x4) few tiles
+    bool has_winograd5_ = false;
+    kernels::WinogradConv5x5 winograd5_;  // 5x5 stride-1 layers where it can win
     bool has_row_winograd_ = false;
     kernels::WinogradConvRow row_winograd_;  // 1 x k row layers where it can win
     bool has_direct_ = false;
