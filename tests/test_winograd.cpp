@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -170,6 +171,65 @@ std::vector<float> run_conv(const Conv2d& conv, const Problem& pb) {
     return out;
 }
 
+// A grid of awkward problems for one kernel: every (cin, cout) pair in
+// three variants (batch 3 in the second), a size from `sizes`, every padding
+// from none to 2 (asymmetric too), activations and bias on and off.
+struct Grid {
+    std::vector<int64_t> cins, couts;
+    std::vector<std::array<int64_t, 2>> sizes;
+    int kernel = 3;             // square kernel side
+    uint32_t seed = 1;
+    int64_t big_product = 1000;  // cin x cout above this only on maps of at most big_pixels
+    int64_t big_pixels = 100;
+    int size_stride = 7;  // problem i's size: sizes[(seed_i * size_stride + variant) % sizes.size()]
+};
+struct GridRun {
+    int ran = 0;
+    int many_blocks = 0;   // problems with more tiles than one block
+    int split_panels = 0;  // batch 1 with several output-channel panels
+    double worst = 0;
+};
+
+// Runs `Kernel` on the grid on 1, 2 and 3 threads: within the Winograd
+// tolerance of the loop nest, and bit-identical whatever the thread count.
+template <class Kernel, class Tiles>
+GridRun check_grid(const Grid& grid) {
+    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
+    uint32_t seed = grid.seed;
+    GridRun r;
+    for (int64_t cin : grid.cins)
+        for (int64_t cout : grid.couts)
+            for (int variant = 0; variant < 3; ++variant) {
+                ++seed;
+                const auto& sz = grid.sizes[(seed * grid.size_stride + variant) % grid.sizes.size()];
+                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
+                // Shapes whose output would be empty are conv2d's error path, not ours.
+                if (sz[0] + pt + pb_ < grid.kernel || sz[1] + pl + pr < grid.kernel) continue;
+                // The biggest channel counts only on small maps, to keep the double-precision reference quick.
+                if (cin * cout > grid.big_product && sz[0] * sz[1] > grid.big_pixels) continue;
+                const int64_t batch = variant == 1 ? 3 : 1;
+                Conv2dParams p = conv3x3(cin, cout, pt, pl, pb_, pr, acts[seed % 3]);
+                p.kernel_h = p.kernel_w = grid.kernel;
+                Problem pb(p, batch, sz[0], sz[1], seed % 4 != 0, seed);
+                std::vector<std::vector<float>> outs;
+                for (int threads : {1, 2, 3}) {
+                    ThreadSetting ts(threads);
+                    outs.push_back(run_kernel<Kernel>(pb));
+                }
+                INFO(pb.describe());
+                const double err = relative_error(outs[0], pb.want);
+                r.worst = std::max(r.worst, err);
+                CHECK(err <= winograd_tolerance);
+                CHECK(outs[1] == outs[0]);
+                CHECK(outs[2] == outs[0]);
+                if (Tiles::tile_count(pb.geometry()) > kernels::winograd_block_tiles) ++r.many_blocks;
+                if (cout > kernels::gemm_nr && batch == 1) ++r.split_panels;
+                ++r.ran;
+            }
+    MESSAGE("worst relative error " << r.worst);
+    return r;
+}
+
 }  // namespace
 
 TEST_CASE("winograd lane transforms equal their scalar twins on every lane") {
@@ -312,45 +372,14 @@ TEST_CASE("scalar winograd twin matches the direct convolution") {
 TEST_CASE("winograd kernel matches ref::conv2d over a grid, identically on 1, 2 and 3 threads") {
     // Channel counts around and between the SIMD width (16), MR (8) and NR
     // (32); sizes from 1x1 (smaller than a tile) to 33x33 (a partial tile
-    // column and row); every padding from none to 2, asymmetric too.
-    const int64_t cins[] = {1, 3, 8, 16, 17, 33, 70};
-    const int64_t couts[] = {1, 8, 15, 32, 33, 70};
-    const int64_t sizes[][2] = {{1, 1}, {2, 3}, {3, 3}, {4, 4}, {5, 9}, {6, 6}, {8, 8}, {11, 7}, {16, 16}, {33, 33}};
-    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
-    uint32_t seed = 1;
-    int ran = 0, threaded_parts = 0;
-    double worst = 0;
-    for (int64_t cin : cins)
-        for (int64_t cout : couts)
-            for (int variant = 0; variant < 3; ++variant) {
-                ++seed;
-                const auto& sz = sizes[(seed * 7 + variant) % 10];
-                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
-                // Shapes whose output would be empty are conv2d's error path, not ours.
-                if (sz[0] + pt + pb_ < 3 || sz[1] + pl + pr < 3) continue;
-                const int64_t batch = variant == 1 ? 3 : 1;
-                // The biggest channel counts only on the small sizes, to keep the
-                // double-precision reference quick.
-                if (cin * cout > 1000 && sz[0] * sz[1] > 100) continue;
-                Problem pb(conv3x3(cin, cout, pt, pl, pb_, pr, acts[seed % 3]), batch, sz[0], sz[1], seed % 4 != 0,
-                           seed);
-                std::vector<std::vector<float>> outs;
-                for (int threads : {1, 2, 3}) {
-                    ThreadSetting ts(threads);
-                    outs.push_back(run_kernel(pb));
-                }
-                INFO(pb.describe());
-                const double err = relative_error(outs[0], pb.want);
-                worst = std::max(worst, err);
-                CHECK(err <= winograd_tolerance);
-                CHECK(outs[1] == outs[0]);
-                CHECK(outs[2] == outs[0]);
-                if (cout > kernels::gemm_nr && batch == 1) ++threaded_parts;
-                ++ran;
-            }
-    MESSAGE("worst relative error " << worst);
-    CHECK(ran >= 100);
-    CHECK(threaded_parts >= 10);  // batch 1 with several channel panels: the split-panel path
+    // column and row).
+    Grid g;
+    g.cins = {1, 3, 8, 16, 17, 33, 70};
+    g.couts = {1, 8, 15, 32, 33, 70};
+    g.sizes = {{1, 1}, {2, 3}, {3, 3}, {4, 4}, {5, 9}, {6, 6}, {8, 8}, {11, 7}, {16, 16}, {33, 33}};
+    const GridRun r = check_grid<WinogradConv3x3, kernels::Tiles3x3>(g);
+    CHECK(r.ran >= 100);
+    CHECK(r.split_panels >= 10);  // batch 1 with several channel panels: the split-panel path
 }
 
 TEST_CASE("winograd kernel: many blocks, blocks spanning images, wide channels") {
@@ -659,39 +688,17 @@ TEST_CASE("winograd F(2x2): lane transforms equal B^T d B and A^T m A on every l
 }
 
 TEST_CASE("winograd F(2x2): kernel matches ref::conv2d over a grid, identically on 1, 2 and 3 threads") {
-    // As the F(4x4) grid; the 2x2 tiles make odd sizes partial in both directions.
-    const int64_t cins[] = {1, 8, 17, 70};
-    const int64_t couts[] = {1, 15, 32, 33, 130};
-    const int64_t sizes[][2] = {{1, 1}, {2, 3}, {3, 3}, {5, 9}, {8, 8}, {11, 7}, {16, 16}};
-    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
-    uint32_t seed = 2000;
-    int ran = 0, blocks = 0;
-    for (int64_t cin : cins)
-        for (int64_t cout : couts)
-            for (int variant = 0; variant < 3; ++variant) {
-                ++seed;
-                const auto& sz = sizes[(seed * 5 + variant) % 7];
-                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
-                if (sz[0] + pt + pb_ < 3 || sz[1] + pl + pr < 3) continue;
-                const int64_t batch = variant == 1 ? 3 : 1;
-                if (cin * cout > 1000 && sz[0] * sz[1] > 100) continue;
-                Problem pb(conv3x3(cin, cout, pt, pl, pb_, pr, acts[seed % 3]), batch, sz[0], sz[1], seed % 4 != 0,
-                           seed);
-                std::vector<std::vector<float>> outs;
-                for (int threads : {1, 2, 3}) {
-                    ThreadSetting ts(threads);
-                    outs.push_back(run_kernel<kernels::WinogradConv2x2>(pb));
-                }
-                INFO(pb.describe());
-                // F(2, 3)'s constants are 0, +-1 and 1/2: as exact as F(4, 3) or better.
-                CHECK(relative_error(outs[0], pb.want) <= winograd_tolerance);
-                CHECK(outs[1] == outs[0]);
-                CHECK(outs[2] == outs[0]);
-                if (kernels::Tiles2x2::tile_count(pb.geometry()) > kernels::winograd_block_tiles) ++blocks;
-                ++ran;
-            }
-    CHECK(ran >= 40);
-    CHECK(blocks >= 5);  // the several-block path as well as the one-block one
+    // As the F(4x4) grid; the 2x2 tiles make odd sizes partial in both
+    // directions. F(2, 3)'s constants are 0, +-1 and 1/2: as exact as F(4, 3) or better.
+    Grid g;
+    g.cins = {1, 8, 17, 70};
+    g.couts = {1, 15, 32, 33, 130};
+    g.sizes = {{1, 1}, {2, 3}, {3, 3}, {5, 9}, {8, 8}, {11, 7}, {16, 16}};
+    g.seed = 2000;
+    g.size_stride = 5;
+    const GridRun r = check_grid<kernels::WinogradConv2x2, kernels::Tiles2x2>(g);
+    CHECK(r.ran >= 40);
+    CHECK(r.many_blocks >= 5);  // the several-block path as well as the one-block one
 }
 
 TEST_CASE("winograd F(2x2): conv2d takes it on small maps it was told to expect, and only there") {
@@ -808,41 +815,18 @@ static Conv2dParams conv5x5(int64_t cin, int64_t cout, int64_t pt, int64_t pl, i
 }
 
 TEST_CASE("winograd F(2x2, 5x5): kernel matches ref::conv2d over a grid, identically on 1, 2 and 3 threads") {
-    const int64_t cins[] = {1, 8, 17, 37};
-    const int64_t couts[] = {1, 15, 32, 33, 70};
-    const int64_t sizes[][2] = {{1, 1}, {3, 4}, {5, 5}, {6, 9}, {12, 12}, {13, 7}, {28, 28}};
-    const Activation acts[] = {Activation::none(), Activation::relu(), Activation::leaky_relu(0.1f)};
-    uint32_t seed = 3000;
-    int ran = 0, blocks = 0;
-    double worst = 0;
-    for (int64_t cin : cins)
-        for (int64_t cout : couts)
-            for (int variant = 0; variant < 3; ++variant) {
-                ++seed;
-                const auto& sz = sizes[(seed * 5 + variant) % 7];
-                const int64_t pt = seed % 3, pl = (seed / 3) % 3, pb_ = (seed / 2) % 3, pr = (seed / 5) % 3;
-                if (sz[0] + pt + pb_ < 5 || sz[1] + pl + pr < 5) continue;
-                const int64_t batch = variant == 1 ? 3 : 1;
-                if (cin * cout > 600 && sz[0] * sz[1] > 200) continue;
-                Problem pb(conv5x5(cin, cout, pt, pl, pb_, pr, acts[seed % 3]), batch, sz[0], sz[1], seed % 4 != 0,
-                           seed);
-                std::vector<std::vector<float>> outs;
-                for (int threads : {1, 2, 3}) {
-                    ThreadSetting ts(threads);
-                    outs.push_back(run_kernel<kernels::WinogradConv5x5>(pb));
-                }
-                INFO(pb.describe());
-                const double err = relative_error(outs[0], pb.want);
-                worst = std::max(worst, err);
-                CHECK(err <= winograd_tolerance);
-                CHECK(outs[1] == outs[0]);
-                CHECK(outs[2] == outs[0]);
-                if (kernels::Tiles5x5::tile_count(pb.geometry()) > kernels::winograd_block_tiles) ++blocks;
-                ++ran;
-            }
-    MESSAGE("worst relative error " << worst);
-    CHECK(ran >= 40);
-    CHECK(blocks >= 5);
+    Grid g;
+    g.cins = {1, 8, 17, 37};
+    g.couts = {1, 15, 32, 33, 70};
+    g.sizes = {{1, 1}, {3, 4}, {5, 5}, {6, 9}, {12, 12}, {13, 7}, {28, 28}};
+    g.kernel = 5;
+    g.seed = 3000;
+    g.size_stride = 5;
+    g.big_product = 600;
+    g.big_pixels = 200;
+    const GridRun r = check_grid<kernels::WinogradConv5x5, kernels::Tiles5x5>(g);
+    CHECK(r.ran >= 40);
+    CHECK(r.many_blocks >= 5);
 }
 
 TEST_CASE("winograd F(2x2, 5x5): conv2d takes it for 5x5 stride-1 ungrouped layers with enough channels") {

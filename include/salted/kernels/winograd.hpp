@@ -433,20 +433,25 @@ private:
     Tensor bias_;                         // [panels * NR], zero past Cout (and everywhere without a bias)
 };
 
-// 3x3 stride-1 convolution by F(4x4, 3x3); weight [Cout, Cin, 3, 3].
-class WinogradConv3x3 : public WinogradConv<Tiles3x3> {
+// A Winograd convolution over a tiling with no parameters of its own (the
+// square ones): created from the channel counts and the weights alone.
+template <class Tiles>
+class SquareWinogradConv : public WinogradConv<Tiles> {
 public:
-    WinogradConv3x3() = default;
-    static Result<WinogradConv3x3> create(int64_t in_channels, int64_t out_channels, const float* weight,
-                                          const float* bias) {
-        SALTED_ASSIGN(WinogradConv<Tiles3x3> w,
-                      WinogradConv<Tiles3x3>::create(Tiles3x3(), in_channels, out_channels, weight, bias));
-        return WinogradConv3x3(std::move(w));
+    SquareWinogradConv() = default;
+    static Result<SquareWinogradConv> create(int64_t in_channels, int64_t out_channels, const float* weight,
+                                             const float* bias) {
+        SALTED_ASSIGN(WinogradConv<Tiles> w,
+                      WinogradConv<Tiles>::create(Tiles(), in_channels, out_channels, weight, bias));
+        return SquareWinogradConv(std::move(w));
     }
 
 private:
-    explicit WinogradConv3x3(WinogradConv<Tiles3x3> w) : WinogradConv<Tiles3x3>(std::move(w)) {}
+    explicit SquareWinogradConv(WinogradConv<Tiles> w) : WinogradConv<Tiles>(std::move(w)) {}
 };
+
+// 3x3 stride-1 convolution by F(4x4, 3x3); weight [Cout, Cin, 3, 3].
+using WinogradConv3x3 = SquareWinogradConv<Tiles3x3>;
 
 namespace ref {
 // Scalar twin of WinogradConv3x3::run: the textbook algorithm tile by tile,

@@ -39,13 +39,7 @@ constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0,
 constexpr double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 
 // U = G g G^T for one 3x3 kernel g (row-major), in double.
-inline void kernel_transform(const float* g, double* u /* 16, row-major */) {
-    double t[4][3];  // G g
-    for (int a = 0; a < 4; ++a)
-        for (int l = 0; l < 3; ++l) t[a][l] = G[a][0] * g[l] + G[a][1] * g[3 + l] + G[a][2] * g[6 + l];
-    for (int a = 0; a < 4; ++a)
-        for (int b = 0; b < 4; ++b) u[a * 4 + b] = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
-}
+inline void kernel_transform(const float* g, double* u /* 16, row-major */) { kernel_transform_with(G, g, u); }
 
 // v = B^T d B on every lane (d, v: 4x4 row-major).
 __attribute__((always_inline)) inline void input_transform(const simd::FloatBatch* d, simd::FloatBatch* v) {
@@ -59,13 +53,7 @@ __attribute__((always_inline)) inline void input_transform(const simd::FloatBatc
 
 // y = A^T m A on every lane (m 4x4, y 2x2, row-major).
 __attribute__((always_inline)) inline void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
-    simd::FloatBatch t[8], col[2];  // t = A^T m, 2x4
-    for (int j = 0; j < 4; ++j) {
-        apply_constant(AT, m + j, 4, col);
-        t[j] = col[0];
-        t[4 + j] = col[1];
-    }
-    for (int i = 0; i < 2; ++i) apply_constant(AT, t + i * 4, 1, y + i * 2);  // y = t A
+    output_transform_with(AT, m, y);
 }
 }  // namespace f23
 }  // namespace winograd
@@ -147,19 +135,7 @@ struct Tiles2x2 {
 inline bool winograd_2x2_beats_4x4(int64_t tiles_4x4) { return tiles_4x4 <= 4; }
 
 // 3x3 stride-1 convolution by F(2x2, 3x3); weight [Cout, Cin, 3, 3].
-class WinogradConv2x2 : public WinogradConv<Tiles2x2> {
-public:
-    WinogradConv2x2() = default;
-    static Result<WinogradConv2x2> create(int64_t in_channels, int64_t out_channels, const float* weight,
-                                          const float* bias) {
-        SALTED_ASSIGN(WinogradConv<Tiles2x2> w,
-                      WinogradConv<Tiles2x2>::create(Tiles2x2(), in_channels, out_channels, weight, bias));
-        return WinogradConv2x2(std::move(w));
-    }
-
-private:
-    explicit WinogradConv2x2(WinogradConv<Tiles2x2> w) : WinogradConv<Tiles2x2>(std::move(w)) {}
-};
+using WinogradConv2x2 = SquareWinogradConv<Tiles2x2>;
 
 }  // namespace kernels
 }  // namespace salted

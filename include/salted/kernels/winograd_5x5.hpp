@@ -39,31 +39,11 @@ constexpr double G[6][5] = {{1.0 / 4, 0, 0, 0, 0},
 constexpr double AT[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
 
 // U = G g G^T for one 5x5 kernel g (row-major), in double.
-inline void kernel_transform(const float* g, double* u /* 36, row-major */) {
-    double t[6][5];  // G g
-    for (int a = 0; a < 6; ++a)
-        for (int l = 0; l < 5; ++l) {
-            double s = 0;
-            for (int k = 0; k < 5; ++k) s += G[a][k] * double(g[k * 5 + l]);
-            t[a][l] = s;
-        }
-    for (int a = 0; a < 6; ++a)
-        for (int b = 0; b < 6; ++b) {
-            double s = 0;
-            for (int l = 0; l < 5; ++l) s += t[a][l] * G[b][l];
-            u[a * 6 + b] = s;
-        }
-}
+inline void kernel_transform(const float* g, double* u /* 36, row-major */) { kernel_transform_with(G, g, u); }
 
 // y = A^T m A on every lane (m 6x6, y 2x2, row-major).
 __attribute__((always_inline)) inline void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
-    simd::FloatBatch t[12], col[2];  // t = A^T m, 2x6
-    for (int j = 0; j < 6; ++j) {
-        apply_constant(AT, m + j, 6, col);
-        t[j] = col[0];
-        t[6 + j] = col[1];
-    }
-    for (int i = 0; i < 2; ++i) apply_constant(AT, t + i * 6, 1, y + i * 2);  // y = t A
+    output_transform_with(AT, m, y);
 }
 }  // namespace f25
 }  // namespace winograd
@@ -119,19 +99,7 @@ inline bool winograd_5x5_worth_it(int64_t in_channels, int64_t out_channels) {
 }
 
 // 5x5 stride-1 convolution by F(2x2, 5x5); weight [Cout, Cin, 5, 5].
-class WinogradConv5x5 : public WinogradConv<Tiles5x5> {
-public:
-    WinogradConv5x5() = default;
-    static Result<WinogradConv5x5> create(int64_t in_channels, int64_t out_channels, const float* weight,
-                                          const float* bias) {
-        SALTED_ASSIGN(WinogradConv<Tiles5x5> w,
-                      WinogradConv<Tiles5x5>::create(Tiles5x5(), in_channels, out_channels, weight, bias));
-        return WinogradConv5x5(std::move(w));
-    }
-
-private:
-    explicit WinogradConv5x5(WinogradConv<Tiles5x5> w) : WinogradConv<Tiles5x5>(std::move(w)) {}
-};
+using WinogradConv5x5 = SquareWinogradConv<Tiles5x5>;
 
 }  // namespace kernels
 }  // namespace salted

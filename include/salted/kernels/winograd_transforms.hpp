@@ -52,24 +52,29 @@ constexpr double G[6][3] = {{1.0 / 4, 0, 0},
                             {0, 0, 1}};
 constexpr double AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
 
-// U = G g G^T for one 3x3 kernel g (row-major), in double: it runs once per
-// weight at create(), and rounding it once to float keeps the weights' error
-// at half an ulp.
-inline void kernel_transform(const float* g, double* u /* 36, row-major */) {
-    double t[6][3];  // G g
-    for (int a = 0; a < 6; ++a)
-        for (int l = 0; l < 3; ++l) {
+// U = Gm g Gm^T for one R x R kernel g (row-major) and an A x R matrix Gm,
+// in double: it runs once per weight at create(), and rounding it once to
+// float keeps the weights' error at half an ulp. Every square tiling's
+// kernel transform (F(4x4, 3x3), F(2x2, 3x3), F(2x2, 5x5)).
+template <int A, int R>
+inline void kernel_transform_with(const double (&Gm)[A][R], const float* g, double* u /* A x A, row-major */) {
+    double t[A][R];  // Gm g
+    for (int a = 0; a < A; ++a)
+        for (int l = 0; l < R; ++l) {
             double s = 0;
-            for (int k = 0; k < 3; ++k) s += G[a][k] * double(g[k * 3 + l]);
+            for (int k = 0; k < R; ++k) s += Gm[a][k] * double(g[k * R + l]);
             t[a][l] = s;
         }
-    for (int a = 0; a < 6; ++a)
-        for (int b = 0; b < 6; ++b) {
+    for (int a = 0; a < A; ++a)
+        for (int b = 0; b < A; ++b) {
             double s = 0;
-            for (int l = 0; l < 3; ++l) s += t[a][l] * G[b][l];
-            u[a * 6 + b] = s;
+            for (int l = 0; l < R; ++l) s += t[a][l] * Gm[b][l];
+            u[a * A + b] = s;
         }
 }
+
+// U = G g G^T for one 3x3 kernel g (row-major).
+inline void kernel_transform(const float* g, double* u /* 36, row-major */) { kernel_transform_with(G, g, u); }
 
 // One 6-point B^T product, r = B^T d, factored (14 operations).
 template <class V>
@@ -142,6 +147,19 @@ __attribute__((always_inline)) inline void apply_constant(const double (&M)[Rows
         }
         r[i] = acc;
     }
+}
+
+// y = At m At^T on every lane for an M x A matrix At (m A x A, y M x M,
+// row-major): the output transform of the tilings written with apply_constant.
+template <int M, int A>
+__attribute__((always_inline)) inline void output_transform_with(const double (&At)[M][A], const simd::FloatBatch* m,
+                                                                 simd::FloatBatch* y) {
+    simd::FloatBatch t[M * A], col[M];  // t = At m, M x A
+    for (int j = 0; j < A; ++j) {
+        apply_constant(At, m + j, A, col);
+        for (int i = 0; i < M; ++i) t[i * A + j] = col[i];
+    }
+    for (int i = 0; i < M; ++i) apply_constant(At, t + i * A, 1, y + i * M);  // y = t At^T
 }
 
 }  // namespace winograd
