@@ -209,6 +209,18 @@ class SplitEqualsWhole(unittest.TestCase):
                     self.assertIsNone(fold["through"])
                     self.assertEqual(len(fold["convs"]), 1)
 
+    def test_batch_invariant_option(self):
+        # Without it, WideResNet's 8x8 layers also hold F(2x2) weights for
+        # batch 1; with it they do not. Commands that load no model reject it.
+        wrn = [c for name, c in CONFIGS.items() if name.startswith("wrn")]
+        self.assertTrue(wrn)
+        for c in wrn:
+            _, out, _ = salted("info", c.path, "--json", "--batch-invariant")
+            self.assertLess(json.loads(out)["kernel_bytes"], c.info()["kernel_bytes"])
+        rc, _, err = salted("desalt", "--input", "y.npy", "--salt", "1", "--batch-invariant", check=False)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("does not apply", err)
+
     def test_f16_frames_are_close(self):
         c = CONFIGS["sensor_salt3"]
         whole = c.run(c.dir / "whole16.npy")

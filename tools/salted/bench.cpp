@@ -39,8 +39,8 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 Failure cmd_bench(const Args& a) {
-    if (Failure f = check_options(a, {"--batch", "--iters", "--warmup", "--micro-batch", "--fixed-threads", "--layers", "--json",
-                                          "--no-verify"}); f.status)
+    if (Failure f = check_model_command_options(a, {"--batch", "--iters", "--warmup", "--micro-batch",
+                                                    "--fixed-threads", "--layers", "--json"}); f.status)
         return f;
     long long batch = 1, iters = 50, warmup = 5;
     if (a.has("--batch") && !parse_int(a.get("--batch"), 1, 65536, batch))

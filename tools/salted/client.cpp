@@ -65,8 +65,8 @@ Result<Batch> read_batch(const std::vector<std::string>& paths, const Shape& inp
 }  // namespace
 
 Failure cmd_client(const Args& a) {
-    if (Failure f = check_options(a, {"--cut", "--server", "--input", "--salt", "--server-view", "--no-verify",
-                                      "--save-salt"});
+    if (Failure f = check_model_command_options(a, {"--cut", "--server", "--input", "--salt", "--server-view",
+                                                    "--save-salt"});
         f.status)
         return f;
     for (const char* o : {"--cut", "--server", "--input"})

@@ -52,7 +52,7 @@ inline const char* const value_options[] = {"--input", "--output", "--salt", "--
                                             "--listen", "--max-body", "--server", "--data", "--limit",
                                             "--batch", "--salts", "--salt-vectors", "--iters", "--warmup", "--micro-batch"};
 inline const char* const flag_options[] = {"--unsafe-cut", "--no-verify", "--desalt", "--json",
-                                           "--server-view", "--layers", "--fixed-threads"};
+                                           "--server-view", "--layers", "--fixed-threads", "--batch-invariant"};
 
 inline Failure parse_args(int argc, char** argv, Args& a) {
     if (argc < 2) return usage("missing command");
@@ -96,6 +96,14 @@ inline Failure check_options(const Args& a, std::vector<std::string> allowed) {
     for (const auto& kv : a.flags)
         if (!ok(kv.first)) return usage("option " + kv.first + " does not apply to `salted " + a.command + "`");
     return Failure();
+}
+
+// check_options for a command that loads a model: load_model() also reads
+// --no-verify and --batch-invariant.
+inline Failure check_model_command_options(const Args& a, std::vector<std::string> allowed) {
+    allowed.push_back("--no-verify");
+    allowed.push_back("--batch-invariant");
+    return check_options(a, std::move(allowed));
 }
 
 inline Failure require(const Args& a, const char* option) {
@@ -170,6 +178,7 @@ inline Result<graph::Model> load_model(const Args& a) {
     if (a.model.empty()) return make_error(Errc::invalid_argument, "missing MODEL (a .salted file)");
     graph::LoadOptions opts;
     opts.verify_hash = opts.verify_test_vector = !a.flag("--no-verify");
+    opts.batch_invariant = a.flag("--batch-invariant");
     return graph::Model::load(a.model, opts);
 }
 

@@ -59,8 +59,8 @@ Result<io::IdxArray> read_idx_in(const std::string& dir, const std::string& name
 }  // namespace
 
 Failure cmd_eval(const Args& a) {
-    if (Failure f = check_options(a, {"--data", "--limit", "--batch", "--salts", "--salt-vectors", "--json",
-                                      "--no-verify"});
+    if (Failure f = check_model_command_options(a, {"--data", "--limit", "--batch", "--salts", "--salt-vectors",
+                                                    "--json"});
         f.status)
         return f;
     if (Failure f = require(a, "--data"); f.status) return f;

@@ -31,7 +31,8 @@ const char* usage_text =
     "  salted eval   MODEL --data DIR [--limit N] [--batch B] [--salts S.npy [--salt-vectors V.npy]] [--json]\n"
     "  salted bench  MODEL [--batch B] [--iters N] [--warmup W] [--micro-batch M] [--fixed-threads] [--layers]\n"
     "                [--json]\n"
-    "common options: --no-verify (skip the hash and test-vector check at load), --threads N,\n"
+    "common options: --no-verify (skip the hash and test-vector check at load), --batch-invariant (bit-identical\n"
+    "  results whatever the batch size; slower on WideResNet at batch 1), --threads N,\n"
     "  --save-salt S.npy (write the salts used, for desalt)\n"
     "S is one integer for the whole batch or a .npy of per-row integers; when a salted model gets no\n"
     "salt, salts are drawn from the OS CSPRNG and printed. `run` and `tail` write the salted logits\n"
@@ -69,7 +70,7 @@ const char* cut_salt_status(const graph::Model& m, const graph::CutPoint& c) {
 }
 
 Failure cmd_info(const Args& a) {
-    if (Failure f = check_options(a, {"--json", "--no-verify"}); f.status) return f;
+    if (Failure f = check_model_command_options(a, {"--json"}); f.status) return f;
     auto m = load_model(a);
     if (!m.ok()) return fail(m.error());
     const io::ModelFile& f = m->file();
@@ -161,8 +162,8 @@ Failure cmd_info(const Args& a) {
 }
 
 Failure cmd_run(const Args& a) {
-    if (Failure f = check_options(a, {"--input", "--output", "--salt", "--salt-vector", "--desalt", "--no-verify",
-                                      "--save-salt"});
+    if (Failure f = check_model_command_options(a, {"--input", "--output", "--salt", "--salt-vector", "--desalt",
+                                                    "--save-salt"});
         f.status)
         return f;
     if (Failure f = require(a, "--input"); f.status) return f;
@@ -197,8 +198,8 @@ Failure cmd_run(const Args& a) {
 }
 
 Failure cmd_head(const Args& a) {
-    if (Failure f = check_options(a, {"--input", "--output", "--salt", "--salt-vector", "--cut", "--unsafe-cut",
-                                      "--no-verify", "--frame-dtype", "--save-salt"});
+    if (Failure f = check_model_command_options(a, {"--input", "--output", "--salt", "--salt-vector", "--cut",
+                                                    "--unsafe-cut", "--frame-dtype", "--save-salt"});
         f.status)
         return f;
     for (const char* o : {"--cut", "--input", "--output"})
@@ -232,8 +233,8 @@ Failure cmd_head(const Args& a) {
 }
 
 Failure cmd_tail(const Args& a) {
-    if (Failure f = check_options(a, {"--input", "--output", "--cut", "--unsafe-cut", "--no-verify", "--salt",
-                                      "--salt-vector"});
+    if (Failure f = check_model_command_options(a, {"--input", "--output", "--cut", "--unsafe-cut", "--salt",
+                                                    "--salt-vector"});
         f.status)
         return f;
     for (const char* o : {"--cut", "--input", "--output"})

@@ -61,7 +61,7 @@ int status_of(const Error& e, bool decoding) {
 }  // namespace
 
 Failure cmd_serve(const Args& a) {
-    if (Failure f = check_options(a, {"--cut", "--listen", "--max-body", "--no-verify"}); f.status) return f;
+    if (Failure f = check_model_command_options(a, {"--cut", "--listen", "--max-body"}); f.status) return f;
     for (const char* o : {"--cut", "--listen"})
         if (Failure f = require(a, o); f.status) return f;
     std::string host;
