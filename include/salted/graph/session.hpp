@@ -157,13 +157,15 @@ public:
     //    their GEMM rows (or Winograd tiles) are too few to fill the register
     //    tiles (WideResNet's 8x8 stage wants 8 items);
     //  - as many items as fit in 1 MiB of activations, about one core's L2
-    //    (LeNet, 0.19 MB per item: 5; sensor ConvNet, 2 MB: 1). Scratch is
-    //    not counted: it is sized for the most workers whatever the items
-    //    (a Winograd layer's 1.2 MB took LeNet down to 1 item per thread,
-    //    which ran 2 threads at 1.25x of one instead of 1.9x).
+    //    (LeNet 3x32x32: 6; sensor ConvNet: 2). Scratch is not counted: it
+    //    is sized for the most workers whatever the items (a Winograd
+    //    layer's 1.2 MB took LeNet down to 1 item per thread, which ran 2
+    //    threads at 1.25x of one instead of 1.77x).
     // Measured on the reference models at batch 64, 1 thread
     // (docs/BENCHMARKS.md): within 1-3 % of the best fixed slice on each,
-    // and up to 1.25x faster than the whole batch layer by layer.
+    // and up to 1.25x faster than the whole batch layer by layer (the
+    // sensor net, re-measured with 2 items: 90.7-90.9 ms against 90.4-91.2
+    // with 1 and 92.4-101.6 with 4).
     static constexpr int64_t micro_batch_min_pixels = 512;
     static constexpr std::size_t micro_batch_cache_bytes = std::size_t(1) << 20;
     int64_t auto_micro_batch() {
