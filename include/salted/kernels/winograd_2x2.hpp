@@ -94,16 +94,7 @@ struct Tiles2x2 {
             winograd::transpose_rows16x8(z, A, d + i * A);
         }
 #else
-        constexpr int W = static_cast<int>(simd::width);
-        alignas(64) float buf[positions * W];
-        for (int t = 0; t < W; ++t)
-            for (int i = 0; i < A; ++i)
-                for (int j = 0; j < A; ++j) {
-                    const Patch& p = patches[t];
-                    const bool inside = t < lanes && (p.row_mask >> i & 1u) && (p.col_mask >> j & 1u);
-                    buf[(i * A + j) * W + t] = inside ? in[p.offset + channel_offset + i * g.in_w + j] : 0.0f;
-                }
-        for (int k = 0; k < positions; ++k) d[k] = simd::FloatBatch::load_aligned(buf + k * W);
+        winograd::load_patches_portable<A>(in, patches, lanes, channel_offset, g.in_w, d);
 #endif
         winograd::f23::input_transform(d, tv);
         emit(0, tv);
@@ -116,14 +107,7 @@ struct Tiles2x2 {
     // The valid rows x cols of the 2x2 tile y for `lanes` channels, channel l at dst + l * plane.
     static void store(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows, int cols,
                       int lanes) {
-        constexpr int W = static_cast<int>(simd::width);
-        alignas(64) float buf[tile_h * tile_w * W];
-        for (int k = 0; k < tile_h * tile_w; ++k) y[k].store_aligned(buf + k * W);
-        for (int l = 0; l < lanes; ++l) {
-            float* o = dst + l * plane;
-            for (int i = 0; i < rows; ++i)
-                for (int j = 0; j < cols; ++j) o[i * out_w + j] = buf[(i * tile_w + j) * W + l];
-        }
+        winograd::store_tile_portable<tile_w>(y, dst, plane, out_w, rows, cols, lanes);
     }
 };
 

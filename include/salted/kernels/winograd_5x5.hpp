@@ -55,9 +55,7 @@ struct Tiles5x5 {
     static constexpr int tile_h = winograd::f25::tile_out, tile_w = winograd::f25::tile_out;
     static constexpr int64_t block_tiles = winograd_block_tiles;
     int phases() const { return 1; }
-    static int64_t tile_count(const Geometry& g) {
-        return g.batch * ((g.out_h + tile_h - 1) / tile_h) * ((g.out_w + tile_w - 1) / tile_w);
-    }
+    static int64_t tile_count(const Geometry& g) { return Tiles2x2::tile_count(g); }  // the same 2x2 tiles
 
     void kernel_transform(const float* weight, int64_t co, int64_t k, int64_t cin, double* u) const {
         winograd::f25::kernel_transform(weight + (co * cin + k) * 25, u);

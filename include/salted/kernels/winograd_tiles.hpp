@@ -54,35 +54,38 @@ inline Patch patch_at(int64_t image, int64_t oy, int64_t ox, int64_t channels, i
     return p;
 }
 
-// d[i * 6 + j], lane t = patch element (i, j) of tile t in the channel at
-// `channel_offset`, for lanes [0, lanes); lanes past that are zero.
+// d[i * Side + j], lane t = patch element (i, j) of tile t in the channel at
+// `channel_offset`, for lanes [0, lanes); lanes past that are zero. Side is
+// 6 for F(4x4, 3x3) and F(2x2, 5x5), 4 for F(2x2, 3x3).
+template <int Side = tile_in>
 inline void load_patches_portable(const float* in, const Patch* tiles, int lanes, int64_t channel_offset,
                                   int64_t in_w, simd::FloatBatch* d) {
     constexpr int W = static_cast<int>(simd::width);
-    alignas(64) float buf[positions * W];
+    alignas(64) float buf[Side * Side * W];
     for (int t = 0; t < W; ++t) {
-        for (int i = 0; i < tile_in; ++i)
-            for (int j = 0; j < tile_in; ++j) {
+        for (int i = 0; i < Side; ++i)
+            for (int j = 0; j < Side; ++j) {
                 float v = 0.0f;
                 if (t < lanes && (tiles[t].row_mask >> i & 1u) && (tiles[t].col_mask >> j & 1u))
                     v = in[tiles[t].offset + channel_offset + i * in_w + j];
-                buf[(i * tile_in + j) * W + t] = v;
+                buf[(i * Side + j) * W + t] = v;
             }
     }
-    for (int k = 0; k < positions; ++k) d[k] = simd::FloatBatch::load_aligned(buf + k * W);
+    for (int k = 0; k < Side * Side; ++k) d[k] = simd::FloatBatch::load_aligned(buf + k * W);
 }
 
-// Stores tile (rows x cols of the 4x4 y[i * 4 + j]) for each of `lanes`
-// output channels (lane l): channel l's tile starts at dst + l * plane.
+// Stores tile (rows x cols of the Tile x Tile y[i * Tile + j]) for each of
+// `lanes` output channels (lane l): channel l's tile starts at dst + l * plane.
+template <int Tile = tile_out>
 inline void store_tile_portable(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows,
                                 int cols, int lanes) {
     constexpr int W = static_cast<int>(simd::width);
-    alignas(64) float buf[tile_out * tile_out * W];
-    for (int k = 0; k < rows * tile_out; ++k) y[k].store_aligned(buf + k * W);  // y may hold only these rows
+    alignas(64) float buf[Tile * Tile * W];
+    for (int k = 0; k < rows * Tile; ++k) y[k].store_aligned(buf + k * W);  // y may hold only these rows
     for (int l = 0; l < lanes; ++l) {
         float* o = dst + l * plane;
         for (int i = 0; i < rows; ++i)
-            for (int j = 0; j < cols; ++j) o[i * out_w + j] = buf[(i * tile_out + j) * W + l];
+            for (int j = 0; j < cols; ++j) o[i * out_w + j] = buf[(i * Tile + j) * W + l];
     }
 }
 

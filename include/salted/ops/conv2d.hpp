@@ -145,7 +145,7 @@ public:
         if (bias.data) {
             SALTED_ASSIGN(c.bias_, Tensor::copy_of(bias));
         }
-        if (winograd_shape(p) && kernels::winograd_channels_worth_it(p.in_channels, p.out_channels)) {
+        if (winograd_shape(p, 3) && kernels::winograd_channels_worth_it(p.in_channels, p.out_channels)) {
             // Winograd is only faster, never needed: if its (4x larger)
             // weights cannot be allocated, the layer runs on im2col.
             auto wino = kernels::WinogradConv3x3::create(p.in_channels, p.out_channels, weight.data, bias.data);
@@ -163,7 +163,7 @@ public:
                 if (kernels::winograd_worth_it_for_any_size(p.in_channels, p.out_channels)) return c;
             }
         }
-        if (winograd5_shape(p) && kernels::winograd_5x5_worth_it(p.in_channels, p.out_channels)) {
+        if (winograd_shape(p, 5) && kernels::winograd_5x5_worth_it(p.in_channels, p.out_channels)) {
             // As above: only faster, never needed.
             auto wino = kernels::WinogradConv5x5::create(p.in_channels, p.out_channels, weight.data, bias.data);
             if (wino.ok()) {
@@ -222,7 +222,7 @@ public:
     // Whether run() takes the F(2x2, 5x5) path (kernels/winograd_5x5.hpp).
     bool uses_winograd_5x5(const Shape& input) const {
         auto os = output_shape(input);
-        return os.ok() && use_winograd5(*os);
+        return os.ok() && use_winograd5();
     }
 
     // Whether run() takes the row-Winograd path (kernels/winograd_row.hpp).
@@ -254,7 +254,7 @@ public:
             return static_cast<std::size_t>(winograd2_.workspace_floats(winograd_geometry(input, *os)));
         if (use_winograd(*os))
             return static_cast<std::size_t>(winograd_.workspace_floats(winograd_geometry(input, *os)));
-        if (use_winograd5(*os))
+        if (use_winograd5())
             return static_cast<std::size_t>(winograd5_.workspace_floats(winograd_geometry(input, *os)));
         if (use_row_winograd(*os))
             return static_cast<std::size_t>(row_winograd_.workspace_floats(winograd_geometry(input, *os)));
@@ -299,7 +299,7 @@ public:
             winograd_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
             return Status();
         }
-        if (use_winograd5(os)) {
+        if (use_winograd5()) {
             winograd5_.run(winograd_geometry(in.shape, os), in.data, out.data, p_.activation, workspace);
             return Status();
         }
@@ -332,12 +332,9 @@ public:
     }
 
 private:
-    static bool winograd5_shape(const Conv2dParams& p) {
-        return p.kernel_h == 5 && p.kernel_w == 5 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
-               p.dilation_w == 1 && p.groups == 1;
-    }
-    static bool winograd_shape(const Conv2dParams& p) {
-        return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+    // A k x k, stride-1, undilated, ungrouped layer: the square Winograd tilings' shape.
+    static bool winograd_shape(const Conv2dParams& p, int64_t k) {
+        return p.kernel_h == k && p.kernel_w == k && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
                p.dilation_w == 1 && p.groups == 1;
     }
 
@@ -426,12 +423,10 @@ private:
                kernels::winograd_worth_it(p_.in_channels, p_.out_channels, out_shape[2], out_shape[3]);
     }
 
-    bool use_winograd5(const Shape& out_shape) const {
-        (void)out_shape;  // taken at every size (kernels::winograd_5x5_worth_it)
-        return has_winograd5_;
-    }
+    // Prepared only where it wins at every size (kernels::winograd_5x5_worth_it).
+    bool use_winograd5() const { return has_winograd5_; }
     bool use_any_winograd(const Shape& out_shape) const {
-        return use_winograd(out_shape) || use_winograd5(out_shape) || use_row_winograd(out_shape);
+        return use_winograd(out_shape) || use_winograd5() || use_row_winograd(out_shape);
     }
     bool use_winograd2(const Shape& in, const Shape& out_shape) const {
         return has_winograd2_ && f23_wins(in, out_shape);
