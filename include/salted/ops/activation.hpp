@@ -31,12 +31,14 @@ struct Activation {
         }
         return x;
     }
-    simd::FloatBatch apply(const simd::FloatBatch& x) const {
+    // Any xsimd float batch (kernels may use narrower vectors than FloatBatch).
+    template <class Arch>
+    xsimd::batch<float, Arch> apply(const xsimd::batch<float, Arch>& x) const {
+        using B = xsimd::batch<float, Arch>;
         switch (kind) {
             case Kind::none: return x;
-            case Kind::relu: return xsimd::max(x, simd::broadcast(0.0f));
-            case Kind::leaky_relu:
-                return xsimd::select(x > simd::broadcast(0.0f), x, x * simd::broadcast(negative_slope));
+            case Kind::relu: return xsimd::max(x, B(0.0f));
+            case Kind::leaky_relu: return xsimd::select(x > B(0.0f), x, x * B(negative_slope));
         }
         return x;
     }
