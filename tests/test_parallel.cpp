@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -41,8 +43,6 @@ std::vector<int> visits(int64_t n, int64_t flops) {
     for (auto& c : count) out.push_back(c.load());
     return out;
 }
-
-}  // namespace
 
 TEST_CASE("parallel_for: every index exactly once, for any thread count and size") {
     for (int threads : {1, 2, 3, 4, 8}) {
@@ -117,6 +117,44 @@ TEST_CASE("parallel_for: callers on several threads at once all get complete res
         });
     for (auto& t : ts) t.join();
     CHECK(wrong.load() == 0);
+}
+
+// The chunks a thread ran, in order: its own share [own, own + 4) from the
+// front, then what it took of the other share [other, other + 4) from the back.
+void check_claim_order(const std::vector<int64_t>& order, int64_t own, int64_t other) {
+    std::size_t i = 0;
+    for (; i < order.size() && order[i] >= own && order[i] < own + 4; ++i) CHECK(order[i] == own + int64_t(i));
+    for (std::size_t j = i; j < order.size(); ++j) CHECK(order[j] == other + 3 - int64_t(j - i));
+}
+
+}  // namespace
+
+// Each thread owns a contiguous share of the chunks and starts at its front,
+// so a chunk goes to the same core run after run (its caches keep that
+// chunk's data); a thread that runs out takes the others' chunks from the
+// back. Chunks here take long enough for the worker to arrive; if it does
+// not (a loaded machine), the caller runs everything, still in this order.
+TEST_CASE("parallel_for: each thread starts at the front of its own share, stealing goes from the back") {
+    ThreadSettings settings(2, 1);
+    for (int round = 0; round < 20; ++round) {
+        const std::thread::id me = std::this_thread::get_id();
+        std::mutex mu;
+        std::vector<int64_t> caller_order, worker_order;
+        parallel_for(8, 1 << 30, [&](int64_t b, int64_t e) {
+            REQUIRE(e == b + 1);  // 2 threads x 4 chunks: one index each
+            std::this_thread::sleep_for(std::chrono::microseconds(500));
+            std::lock_guard<std::mutex> lock(mu);
+            (std::this_thread::get_id() == me ? caller_order : worker_order).push_back(b);
+        });
+        REQUIRE(caller_order.size() + worker_order.size() == 8);
+        REQUIRE(!caller_order.empty());
+        CHECK(caller_order.front() == 0);
+        check_claim_order(caller_order, 0, 4);
+        check_claim_order(worker_order, 4, 0);
+#if !defined(SALTED_THREADS)
+        CHECK(worker_order.empty());
+#endif
+    }
 }
 
 TEST_CASE("max_threads follows set_num_threads") {
