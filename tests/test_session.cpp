@@ -186,6 +186,68 @@ TEST_CASE("session: head + tail at every cut equals the whole model bit for bit"
         }
 }
 
+// A device keeping only the head's kernels and a server keeping only the
+// tail's, each from its own load, give the whole run bit for bit, hold
+// fewer kernel bytes, and refuse what they released with a clear error.
+TEST_CASE("keep_only: a head-only and a tail-only model split exactly; released nodes are errors") {
+    for (const char* name : fixtures) {
+        CAPTURE(std::string(name));
+        Model whole_model = load(name);
+        Batch b = random_batch(whole_model, 2, 5u);
+        auto whole = Session::whole(whole_model);
+        REQUIRE(whole.ok());
+        auto y = whole->run({b.x.view(), b.salt.view()});
+        REQUIRE_MESSAGE(y.ok(), y.message());
+        const int n = whole_model.node_count();
+        int safe_cuts = 0;
+        for (const graph::CutPoint& cut : whole_model.cuts()) {
+            if (!cut.safe()) continue;
+            ++safe_cuts;
+            CAPTURE(cut.name);
+            Model device = load(name), server = load(name);
+            REQUIRE(device.keep_only(0, cut.position).ok());
+            REQUIRE(server.keep_only(cut.position, n).ok());
+            CHECK(device.kept_from() == 0);
+            CHECK(device.kept_to() == cut.position);
+            CHECK(device.kernel_bytes() + server.kernel_bytes() <= whole_model.kernel_bytes());
+            auto head = split::Head::create(device, cut);
+            auto tail = split::Tail::create(server, cut);
+            REQUIRE_MESSAGE(head.ok(), head.message());
+            REQUIRE_MESSAGE(tail.ok(), tail.message());
+            auto z = head->run(b.x.view(), b.salt.view());
+            REQUIRE_MESSAGE(z.ok(), z.message());
+            auto out = tail->run(*z);
+            REQUIRE_MESSAGE(out.ok(), out.message());
+            CHECK(bit_equal(*out, *y));
+
+            // The released side: no Session, no whole run, no widening.
+            if (cut.position < n) {  // (a cut after the last node leaves the tail empty)
+                auto no_tail = split::Tail::create(device, cut);
+                REQUIRE(!no_tail.ok());
+                CHECK(no_tail.message().find("released by Model::keep_only") != std::string::npos);
+                auto widen = device.keep_only(0, n);
+                REQUIRE(!widen.ok());
+                CHECK(widen.message().find("already released") != std::string::npos);
+            }
+            CHECK(!Session::whole(server).ok());
+            std::vector<ConstTensorView> tv;
+            for (const io::TensorEntry& t : server.file().test_vector().inputs) tv.push_back(t.view());
+            auto replay = graph::run_unplanned(server, tv);
+            REQUIRE(!replay.ok());
+            CHECK(replay.message().find("its kernels were released") != std::string::npos);
+            CHECK(device.keep_only(0, cut.position).ok());  // the same range again: nothing changes
+            CHECK(Session::create(device, 0, 0).ok());        // an empty range needs no node
+        }
+        CHECK(safe_cuts > 0);
+        Model m = load(name);
+        CHECK(!m.keep_only(-1, 2).ok());
+        CHECK(!m.keep_only(3, 2).ok());
+        CHECK(!m.keep_only(0, n + 1).ok());
+        CHECK(m.keep_only(0, n).ok());
+        CHECK(m.kernel_bytes() == whole_model.kernel_bytes());
+    }
+}
+
 // LeNet: the concat feeds one conv. WideResNet: it feeds a BatchNorm-ReLU,
 // which feeds the block's 3x3 conv and its 1x1 shortcut.
 TEST_CASE("salt folding: the folded model agrees with the model as written") {

@@ -221,6 +221,23 @@ class SplitEqualsWhole(unittest.TestCase):
         self.assertEqual(rc, 2, err)
         self.assertIn("does not apply", err)
 
+    def test_cut_kernel_bytes(self):
+        # What `salted head` / `tail` keep prepared at each cut (Model::keep_only):
+        # the two sides never hold more than the whole model, the head grows and
+        # the tail shrinks as the cut moves on.
+        for name, c in CONFIGS.items():
+            info = c.info()
+            cuts = sorted(info["cuts"], key=lambda k: k["position"])
+            with self.subTest(config=name):
+                for k in cuts:
+                    self.assertLessEqual(k["head_kernel_bytes"] + k["tail_kernel_bytes"], info["kernel_bytes"])
+                heads = [k["head_kernel_bytes"] for k in cuts]
+                tails = [k["tail_kernel_bytes"] for k in cuts]
+                self.assertEqual(heads, sorted(heads))
+                self.assertEqual(tails, sorted(tails, reverse=True))
+                self.assertLess(heads[0], info["kernel_bytes"])
+                self.assertLess(tails[-1], info["kernel_bytes"])
+
     def test_f16_frames_are_close(self):
         c = CONFIGS["sensor_salt3"]
         whole = c.run(c.dir / "whole16.npy")

@@ -82,6 +82,8 @@ Failure cmd_client(const Args& a) {
     if ((*cut)->tail_needs_salt)
         return fail("cut '" + (*cut)->name + "': the salt enters after this cut, so the server would need it; "
                     "pick a later cut (`salted info` lists them)");
+    // The client runs the head only: free the tail's kernels.
+    if (Status st = m->keep_only(0, (*cut)->position); !st.ok()) return fail(st.error());
     auto head = split::Head::create(*m, **cut);
     if (!head.ok()) return fail(head.error());
     int data_input = -1;

@@ -102,9 +102,11 @@ Failure cmd_info(const Args& a) {
             std::printf("%s\n  {\"id\": %d, \"name\": %s, \"position\": %d, \"shape\": [", c.id ? "," : "", c.id,
                         json_string(c.name).c_str(), c.position);
             for (int i = 1; i < c.shape.rank(); ++i) std::printf("%s%" PRId64, i > 1 ? ", " : "", c.shape[i]);
-            std::printf("], \"bytes\": %" PRId64 ", \"head_mflops\": %.6f, \"tail_mflops\": %.6f, \"salt_mixed\": %s, "
+            std::printf("], \"bytes\": %" PRId64 ", \"head_mflops\": %.6f, \"tail_mflops\": %.6f, "
+                        "\"head_kernel_bytes\": %" PRId64 ", \"tail_kernel_bytes\": %" PRId64 ", \"salt_mixed\": %s, "
                         "\"safe\": %s, \"tail_needs_salt\": %s}",
-                        c.bytes, c.head_mflops, c.tail_mflops, c.salt_mixed ? "true" : "false",
+                        c.bytes, c.head_mflops, c.tail_mflops, m->kernel_bytes(0, c.position),
+                        m->kernel_bytes(c.position, m->node_count()), c.salt_mixed ? "true" : "false",
                         c.safe() ? "true" : "false", c.tail_needs_salt ? "true" : "false");
         }
         std::printf("]}\n");
@@ -153,11 +155,14 @@ Failure cmd_info(const Args& a) {
         std::printf("  %3d  %-28s %-17s %-20s %10" PRId64 " %10.3f\n", i, n.name.c_str(), n.op.c_str(),
                     item_shape(m->value(n.output).shape).c_str(), n.params, static_cast<double>(n.flops) / 1e6);
     }
-    std::printf("\ncuts (per batch item; --cut takes the id or the name):\n  %3s  %-30s %-20s %9s %10s %10s  %s\n",
-                "id", "name", "tensor", "bytes", "head MFLOP", "tail MFLOP", "salt");
+    std::printf("\ncuts (per batch item; --cut takes the id or the name; kernel MB: what `salted head` / `salted "
+                "tail` keep prepared, Model::keep_only):\n  %3s  %-30s %-20s %9s %10s %10s %9s %9s  %s\n",
+                "id", "name", "tensor", "bytes", "head MFLOP", "tail MFLOP", "head kMB", "tail kMB", "salt");
     for (const graph::CutPoint& c : m->cuts())
-        std::printf("  %3d  %-30s %-20s %9" PRId64 " %10.3f %10.3f  %s\n", c.id, c.name.c_str(),
-                    item_shape(c.shape).c_str(), c.bytes, c.head_mflops, c.tail_mflops, cut_salt_status(*m, c));
+        std::printf("  %3d  %-30s %-20s %9" PRId64 " %10.3f %10.3f %9.3f %9.3f  %s\n", c.id, c.name.c_str(),
+                    item_shape(c.shape).c_str(), c.bytes, c.head_mflops, c.tail_mflops,
+                    static_cast<double>(m->kernel_bytes(0, c.position)) / 1e6,
+                    static_cast<double>(m->kernel_bytes(c.position, m->node_count())) / 1e6, cut_salt_status(*m, c));
     return Failure();
 }
 
@@ -215,6 +220,8 @@ Failure cmd_head(const Args& a) {
     if (Failure f = check_single_data_input(*m, a.model); f.status) return f;
     auto cut = cut_of(a, *m);
     if (!cut.ok()) return fail(cut.error());
+    // This process runs the head only: free the tail's kernels.
+    if (Status st = m->keep_only(0, (*cut)->position); !st.ok()) return fail(st.error());
     auto head = split::Head::create(*m, **cut, a.flag("--unsafe-cut"));
     if (!head.ok()) return fail(head.error());
     auto x = read_tensor(a.get("--input"));
@@ -243,6 +250,7 @@ Failure cmd_tail(const Args& a) {
     if (!m.ok()) return fail(m.error());
     auto cut = cut_of(a, *m);
     if (!cut.ok()) return fail(cut.error());
+    if (Status st = m->keep_only((*cut)->position, m->node_count()); !st.ok()) return fail(st.error());
     auto tail = split::Tail::create(*m, **cut, a.flag("--unsafe-cut"));
     if (!tail.ok()) return fail(tail.error());
     if (!tail->needs_salt() && (a.has("--salt") || a.has("--salt-vector")))

@@ -78,6 +78,8 @@ Failure cmd_serve(const Args& a) {
     if ((*cut)->tail_needs_salt)
         return fail("cut '" + (*cut)->name + "': the salt enters after this cut, so the server would need it; "
                     "a server never sees the salt: pick a later cut (`salted info` lists them)");
+    // The server runs the tail only: free the head's kernels.
+    if (Status st = m->keep_only((*cut)->position, m->node_count()); !st.ok()) return fail(st.error());
     auto tail = split::Tail::create(*m, **cut);
     if (!tail.ok()) return fail(tail.error());
     const io::FrameExpectation expect = tail->frame_expectation();

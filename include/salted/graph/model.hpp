@@ -8,6 +8,11 @@
 //
 // A Model holds no run state: Sessions (graph/session.hpp) own the buffers,
 // so one Model can be shared by any number of threads.
+//
+// A device that runs only part of the model (a split head, a tail server)
+// can free the other nodes' prepared kernels with keep_only(): Winograd and
+// packed weights are several times the file's weights (WideResNet-16-4:
+// 54 MB against 11 MB).
 #pragma once
 
 #include <algorithm>
@@ -105,9 +110,14 @@ public:
     }
     // Bytes of the layers' prepared kernels (packed and Winograd-transformed
     // weights, salt-fold tables), held beside the file's own weights.
-    int64_t kernel_bytes() const {
+    int64_t kernel_bytes() const { return kernel_bytes(0, node_count()); }
+    // The part of them keep_only(from, to) would keep: the range's layers,
+    // and the salt fold's when the range holds all of it.
+    int64_t kernel_bytes(int from, int to) const {
         int64_t n = 0;
-        for (const LayerPtr& l : layers_) n += l->kernel_bytes();
+        for (int i = std::max(from, 0); i < std::min(to, node_count()); ++i)
+            n += layers_[static_cast<std::size_t>(i)]->kernel_bytes();
+        if (fold_.convs.empty() || fold_.concat < from || fold_.last() >= to) return n;
         for (const LayerPtr& l : fold_.layers) n += l->kernel_bytes();
         if (fold_.through_layer) n += fold_.through_layer->kernel_bytes();
         return n;
@@ -118,6 +128,19 @@ public:
         for (const NodeInfo& node : topo_.nodes) n += node.flops;
         return n;
     }
+
+    // Frees the prepared layers of every node outside [from, to): a device
+    // running only a split's head keeps keep_only(0, cut.position), a tail
+    // server keep_only(cut.position, node_count()). Shapes, FLOPs and cut
+    // points stay; a Session over a range reaching a released node fails at
+    // creation, and running the whole model (the test vector, run_unplanned)
+    // fails naming the node. Narrowing again is allowed, widening is not
+    // (the kernels are gone: load the model again). Call it before creating
+    // Sessions: a Session over the released nodes would hold freed layers.
+    Status keep_only(int from, int to);
+    // The nodes whose layers are prepared: [kept_from(), kept_to()).
+    int kept_from() const { return kept_from_; }
+    int kept_to() const { return kept_to_; }
 
     // The salt fold, or null when the model has none (standard, FC salt, or
     // a CNN salt read by other than convs) or loading turned it off.
@@ -154,7 +177,73 @@ private:
     std::vector<LayerPtr> layers_;
     std::vector<CutPoint> cuts_;
     SaltFold fold_;
+    int kept_from_ = 0, kept_to_ = 0;  // build() keeps every node
 };
+
+namespace detail {
+
+// What stays of a node keep_only() released: its shapes and FLOPs, no
+// kernels. Running it is an error that names the node and the kept range.
+class ReleasedLayer final : public Layer {
+public:
+    ReleasedLayer(const NodeInfo& node, std::vector<Shape> input_shapes, Shape output, int from, int to)
+        : name_(node.name), op_(node.op), inputs_(std::move(input_shapes)), output_(std::move(output)),
+          flops_per_item_(node.flops), from_(from), to_(to) {}
+
+    Result<Shape> output_shape(const std::vector<Shape>& inputs) const override {
+        bool same = inputs.size() == inputs_.size() && !inputs.empty();
+        for (std::size_t i = 0; same && i < inputs.size(); ++i) {
+            Shape want = inputs_[i];
+            if (inputs[i].rank() == want.rank() && want.rank() > 0) want[0] = inputs[i][0];
+            same = inputs[i] == want;
+        }
+        if (!same) return released();
+        Shape out = output_;
+        out[0] = inputs[0][0];
+        return out;
+    }
+    int64_t flops(const std::vector<Shape>& inputs) const override {
+        return inputs.empty() || inputs[0].rank() < 1 ? 0 : flops_per_item_ * inputs[0][0];
+    }
+    Status run(const ConstTensorView*, std::size_t, TensorView, float*) const override { return released(); }
+
+private:
+    Status released() const {
+        return make_error(Errc::invalid_argument,
+                          "node '%.80s' (%s): its kernels were released (Model::keep_only(%d, %d) keeps nodes %d..%d); "
+                          "load the model again to run it", name_.c_str(), op_.c_str(), from_, to_, from_, to_ - 1);
+    }
+    std::string name_, op_;
+    std::vector<Shape> inputs_;
+    Shape output_;
+    int64_t flops_per_item_;
+    int from_, to_;
+};
+
+}  // namespace detail
+
+inline Status Model::keep_only(int from, int to) {
+    if (from < 0 || to > node_count() || from > to)
+        return make_error(Errc::out_of_range, "keep_only: range: expected 0 <= from <= to <= %d, found [%d, %d)",
+                          node_count(), from, to);
+    if (from < kept_from() || to > kept_to())
+        return make_error(Errc::invalid_argument,
+                          "keep_only: [%d, %d) reaches nodes already released (kept: [%d, %d)); load the model again",
+                          from, to, kept_from(), kept_to());
+    for (int i = 0; i < node_count(); ++i) {
+        if ((i >= from && i < to) || (i < kept_from() || i >= kept_to())) continue;  // kept, or already released
+        const NodeInfo& n = node(i);
+        std::vector<Shape> in;
+        for (int v : n.inputs) in.push_back(value(v).shape);
+        layers_[static_cast<std::size_t>(i)] =
+            LayerPtr(new detail::ReleasedLayer(n, std::move(in), value(n.output).shape, from, to));
+    }
+    // The fold runs only in a Session holding the concat and all its convs.
+    if (!fold_.convs.empty() && !(fold_.concat >= from && fold_.last() < to)) fold_ = SaltFold();
+    kept_from_ = from;
+    kept_to_ = to;
+    return Status();
+}
 
 // Replays the file's test vector; defined in graph/verify.hpp, which this
 // header includes at its end.
@@ -350,6 +439,7 @@ inline Status Model::build(bool batch_invariant) {
     }
     if (topo_.outputs.empty()) return make_error(Errc::invalid_argument, "model: outputs: expected at least one");
     cuts_ = find_cut_points(topo_);
+    kept_to_ = node_count();
     return Status();
 }
 

@@ -38,6 +38,13 @@ public:
         if (from < 0 || to > n || from > to)
             return make_error(Errc::out_of_range, "session: range: expected 0 <= from <= to <= %d, found [%d, %d)", n,
                               from, to);
+        if (from < to && (from < model.kept_from() || to > model.kept_to())) {
+            const int released = from < model.kept_from() ? from : model.kept_to();
+            return make_error(Errc::invalid_argument,
+                              "session: range [%d, %d): node %d ('%.80s') was released by Model::keep_only (kept: "
+                              "[%d, %d))", from, to, released, model.node(released).name.c_str(), model.kept_from(),
+                              model.kept_to());
+        }
         Session s;
         s.model_ = &model;
         s.from_ = from;
