@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <mutex>
 #include <cstdint>
@@ -12,6 +13,13 @@
 #include <vector>
 
 #include "salted/core/parallel.hpp"
+
+#if defined(SALTED_THREADS) && defined(__linux__)
+#include <dirent.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 using namespace salted;
 
@@ -156,6 +164,46 @@ TEST_CASE("parallel_for: each thread starts at the front of its own share, steal
 #endif
     }
 }
+
+#if defined(SALTED_THREADS) && defined(__linux__)
+// A worker woken after a pause must not land on the caller's CPU (Linux
+// looks for idle CPUs only within the waker's cache domain): the pool keeps
+// its workers off the CPU the caller ran the last region on.
+TEST_CASE("pool: workers may run anywhere the process may, except on the caller's CPU") {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    REQUIRE(sched_getaffinity(0, sizeof(allowed), &allowed) == 0);
+    if (CPU_COUNT(&allowed) < 2) {
+        MESSAGE("one CPU available: nothing to keep off");
+        return;
+    }
+    ThreadSettings settings(2, 1);
+    for (int round = 0; round < 3; ++round) {
+        parallel_for(64, 1 << 30, [](int64_t, int64_t) {});
+        const int avoided = detail::WorkerPool::instance().avoided_cpu();
+        REQUIRE(avoided >= 0);
+        CHECK(CPU_ISSET(avoided, &allowed));
+        // Every other thread of this process is a pool worker.
+        const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+        int workers = 0;
+        DIR* dir = opendir("/proc/self/task");
+        REQUIRE(dir != nullptr);
+        while (dirent* e = readdir(dir)) {
+            const pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+            if (tid <= 0 || tid == self) continue;
+            cpu_set_t mask;
+            CPU_ZERO(&mask);
+            if (sched_getaffinity(tid, sizeof(mask), &mask) != 0) continue;  // exited meanwhile
+            ++workers;
+            CHECK_FALSE(CPU_ISSET(avoided, &mask));
+            CPU_SET(avoided, &mask);
+            CHECK(CPU_EQUAL(&mask, &allowed));  // and nothing else is taken away
+        }
+        closedir(dir);
+        CHECK(workers >= 1);
+    }
+}
+#endif
 
 TEST_CASE("max_threads follows set_num_threads") {
     ThreadSettings settings(3, default_parallel_min_flops);
