@@ -1,7 +1,10 @@
 // Micro-benchmark: salted's Conv2d and Dense on the real layer shapes of the
-// reference models, against OpenBLAS SGEMM on the equivalent GEMM shape in
-// the same run (the ceiling a GEMM-based engine could reach on that shape),
-// plus a large square SGEMM for the machine's peak. Prints a Markdown table.
+// reference models, against OpenBLAS SGEMM and, when the build found it,
+// oneDNN's dnnl_sgemm on the equivalent GEMM shape in the same run (the
+// ceiling a GEMM-based engine could reach on that shape), plus a large
+// square SGEMM for the machine's peak. Prints a Markdown table. Both
+// libraries matter: on Zen 5, OpenBLAS 0.3.21 runs its 256-bit kernels
+// (~100 GFLOP/s) while oneDNN uses AVX-512 (~180-200).
 //
 //   bench_layers [--iters 50] [--threads 1] [--min-sample-ms 1] [--peak 1024]
 //                [--batch N] [--filter TEXT] [--list]
@@ -43,6 +46,11 @@
 #include "salted/ops/conv2d.hpp"
 #include "salted/ops/dense.hpp"
 #include "timer.hpp"
+
+#if defined(SALTED_BENCH_DNNL)
+#include <dnnl.h>
+#include <omp.h>
+#endif
 
 // OpenBLAS extensions. Declared here rather than taken from cblas.h so the
 // bench also builds when cblas.h is another implementation's header; we
@@ -125,20 +133,45 @@ salted::Tensor make_buffer(int64_t n, std::mt19937& rng) {
 struct Row {
     std::string model, layer, gemm, algo;
     int64_t batch = 1, flops = 0;
-    bench::Stats salted, blas;
+    bench::Stats salted, blas, dnnl;  // dnnl: zero when not built with oneDNN
 };
 
-// Times salted's op and the equivalent SGEMM, interleaved.
+// The same row-major SGEMM as a cblas_sgemm(RowMajor, ...) call, in oneDNN.
+struct DnnlSgemm {
+    char transa, transb;
+    int64_t m, n, k;
+    const float* a;
+    int64_t lda;
+    const float* b;
+    int64_t ldb;
+    float* c;
+    int64_t ldc;
+};
+
+// Times salted's op, the equivalent OpenBLAS SGEMM and (if built with it)
+// oneDNN's, interleaved.
 template <class SaltedRun, class BlasRun>
-void measure(SaltedRun& salted_run, BlasRun& blas_run, const Options& o, Row& row) {
+void measure(SaltedRun& salted_run, BlasRun& blas_run, const DnnlSgemm& dnnl, const Options& o, Row& row) {
     const double target = o.min_sample_ms * 1e-3;
+    std::vector<bench::TimedSystem> systems(2);
+    systems[0].run = salted_run;
+    systems[1].run = blas_run;
+#if defined(SALTED_BENCH_DNNL)
+    systems.emplace_back();
+    systems[2].run = [&dnnl] {
+        if (dnnl_sgemm(dnnl.transa, dnnl.transb, dnnl.m, dnnl.n, dnnl.k, 1.0f, dnnl.a, dnnl.lda, dnnl.b, dnnl.ldb,
+                       0.0f, dnnl.c, dnnl.ldc) != dnnl_success)
+            die("dnnl_sgemm", "failed");
+    };
+#else
+    (void)dnnl;
+#endif
     // Calibration doubles as warm-up: caches, page faults, OpenMP/BLAS threads.
-    const int reps_s = bench::calibrate_reps(salted_run, target);
-    const int reps_b = bench::calibrate_reps(blas_run, target);
-    std::vector<double> s, b;
-    bench::interleaved_samples(salted_run, reps_s, blas_run, reps_b, o.iters, s, b);
-    row.salted = bench::summarize(s);
-    row.blas = bench::summarize(b);
+    for (bench::TimedSystem& t : systems) t.reps = bench::calibrate_reps(t.run, target);
+    bench::interleaved_samples(systems, o.iters);
+    row.salted = bench::summarize(systems[0].samples);
+    row.blas = bench::summarize(systems[1].samples);
+    if (systems.size() > 2) row.dnnl = bench::summarize(systems[2].samples);
 }
 
 Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) {
@@ -180,6 +213,7 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
                     static_cast<int>(k), 1.0f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(n), 0.0f,
                     c.data(), static_cast<int>(n));
     };
+    const DnnlSgemm dnnl{'N', 'N', m, n, k, a.data(), k, b.data(), n, c.data(), n};
     Row row;
     const bool plain_gemm = L.kh == 1 && L.kw == 1 && L.sh == 1 && L.sw == 1 &&
                             L.pad_top + L.pad_left + L.pad_bottom + L.pad_right == 0;
@@ -191,7 +225,7 @@ Row bench_conv(const bench::LayerShape& L, const Options& o, std::mt19937& rng) 
                : conv->uses_shallow(in_shape)      ? "shallow"
                : plain_gemm                        ? "gemm"
                                                    : "im2col";
-    measure(salted_run, blas_run, o, row);
+    measure(salted_run, blas_run, dnnl, o, row);
     return row;
 }
 
@@ -220,9 +254,10 @@ Row bench_dense(const bench::LayerShape& L, const Options& o, std::mt19937& rng)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bm, bn, bk, 1.0f, in.data(), bk, weight.data(), bk, 0.0f,
                     c.data(), bn);
     };
+    const DnnlSgemm dnnl{'N', 'T', bm, bn, bk, in.data(), bk, weight.data(), bk, c.data(), bn};
     Row row;
     row.algo = "gemm";
-    measure(salted_run, blas_run, o, row);
+    measure(salted_run, blas_run, dnnl, o, row);
     return row;
 }
 
@@ -241,13 +276,14 @@ Row bench_peak(int size, const Options& o, std::mt19937& rng) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1.0f, a.data(), size, b.data(), size,
                     0.0f, c.data(), size);
     };
+    const DnnlSgemm dnnl{'N', 'N', s, s, s, a.data(), s, b.data(), s, c.data(), s};
     Row row;
     row.model = "peak";
     row.layer = "square SGEMM (kernels::gemm)";
     row.gemm = std::to_string(s) + "x" + std::to_string(s) + "x" + std::to_string(s);
     row.flops = 2 * s * s * s;
     row.algo = "gemm";
-    measure(salted_run, blas_run, o, row);
+    measure(salted_run, blas_run, dnnl, o, row);
     return row;
 }
 
@@ -293,11 +329,20 @@ std::string spread(const bench::Stats& s) {
 
 void print_row(const Row& r) {
     const double gs = gflops(r.flops, r.salted.median), gb = gflops(r.flops, r.blas.median);
-    std::printf("| %s | %s | %" PRId64 " | %s | %.3g | %s | %s | %.1f | %s | %s | %.1f | %.2f | %s |\n",
+    std::printf("| %s | %s | %" PRId64 " | %s | %.3g | %s | %s | %.1f | %s | %s | %.1f | %.2f | %s |",
                 r.model.c_str(), r.layer.c_str(), r.batch, r.gemm.c_str(), r.flops * 1e-6,
                 us(r.salted.median).c_str(), spread(r.salted).c_str(), gs, us(r.blas.median).c_str(),
                 spread(r.blas).c_str(), gb, r.salted.median > 0 ? r.blas.median / r.salted.median : 0.0,
                 r.algo.c_str());
+    if (r.dnnl.median > 0) {
+        // The faster SGEMM of the two decides the last column.
+        const double best = std::min(r.blas.median, r.dnnl.median);
+        std::printf(" %s | %s | %.1f | %.2f |", us(r.dnnl.median).c_str(), spread(r.dnnl).c_str(),
+                    gflops(r.flops, r.dnnl.median), r.salted.median > 0 ? best / r.salted.median : 0.0);
+    } else {
+        std::printf(" - | - | - | - |");
+    }
+    std::printf("\n");
     std::fflush(stdout);
 }
 
@@ -348,6 +393,9 @@ int main(int argc, char** argv) {
     }
     salted::set_num_threads(o.threads);
     openblas_set_num_threads(o.threads);
+#if defined(SALTED_BENCH_DNNL)
+    omp_set_num_threads(o.threads);  // oneDNN (Debian's) threads through OpenMP
+#endif
     const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
     const char* blas_timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
     std::printf("salted bench_layers: %d thread(s), %d samples per system and shape, sample >= %g ms, "
@@ -357,14 +405,24 @@ int main(int argc, char** argv) {
                 load_average().c_str());
     std::printf("SGEMM library: %s\n", loaded_library(reinterpret_cast<void*>(&cblas_sgemm)).c_str());
     std::printf("OpenBLAS config: %s; core: %s\n", openblas_get_config(), openblas_get_corename());
+#if defined(SALTED_BENCH_DNNL)
+    const dnnl_version_t* dv = dnnl_version();
+    std::printf("oneDNN: %d.%d.%d (%s, CPU runtime %s)\n", dv->major, dv->minor, dv->patch,
+                loaded_library(reinterpret_cast<void*>(&dnnl_sgemm)).c_str(),
+                dv->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
+#else
+    std::printf("oneDNN: not built in (apt-get install libdnnl-dev, then reconfigure)\n");
+#endif
     std::printf("salted GEMM tile: MR=%d NR=%d (SIMD width %d floats)\n", salted::kernels::gemm_mr,
                 salted::kernels::gemm_nr, static_cast<int>(salted::simd::width));
     std::printf("times are µs per call: median, then min–max and ±MAD as %% of the median; "
-                "ratio = SGEMM median / salted median (> 1: salted faster); algo = what salted ran "
-                "(winograd and row-winograd rows: effective GFLOP/s, direct-convolution FLOPs / time)\n\n");
+                "ratio = OpenBLAS SGEMM median / salted median (> 1: salted faster); best ratio = the faster "
+                "of OpenBLAS and oneDNN / salted; algo = what salted ran (winograd and row-winograd rows: "
+                "effective GFLOP/s, direct-convolution FLOPs / time)\n\n");
     std::printf("| model | layer | batch | GEMM MxNxK | MFLOP | salted µs | salted spread | salted GFLOP/s "
-                "| SGEMM µs | SGEMM spread | SGEMM GFLOP/s | ratio | algo |\n");
-    std::printf("|---|---|--:|---|--:|--:|---|--:|--:|---|--:|--:|---|\n");
+                "| SGEMM µs | SGEMM spread | SGEMM GFLOP/s | ratio | algo | oneDNN µs | oneDNN spread "
+                "| oneDNN GFLOP/s | best ratio |\n");
+    std::printf("|---|---|--:|---|--:|--:|---|--:|--:|---|--:|--:|---|--:|---|--:|--:|\n");
 
     std::mt19937 rng(42);
     if (o.peak > 0 && o.filter.empty()) print_row(bench_peak(o.peak, o, rng));

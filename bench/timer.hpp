@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 namespace bench {
@@ -58,23 +59,23 @@ int calibrate_reps(F& f, double target_seconds, int max_reps = 1 << 16) {
     return reps;
 }
 
-// Times two callables interleaved: sample i runs a then b when i is even and
-// b then a when it is odd, so slow drift (another process, frequency) hits
-// both alike and neither always runs on the other's warm cache.
-template <class A, class B>
-void interleaved_samples(A& a, int reps_a, B& b, int reps_b, int samples, std::vector<double>& out_a,
-                         std::vector<double>& out_b) {
-    out_a.clear();
-    out_b.clear();
-    for (int i = 0; i < samples; ++i) {
-        if (i % 2 == 0) {
-            out_a.push_back(seconds_per_call(a, reps_a));
-            out_b.push_back(seconds_per_call(b, reps_b));
-        } else {
-            out_b.push_back(seconds_per_call(b, reps_b));
-            out_a.push_back(seconds_per_call(a, reps_a));
+// Times several systems interleaved: sample i runs them in an order rotated
+// by i (a b c, b c a, c a b, ...), so slow drift (another process,
+// frequency) hits all alike and none always runs on another's warm cache.
+struct TimedSystem {
+    std::function<void()> run;
+    int reps = 1;
+    std::vector<double> samples;  // seconds per call
+};
+
+inline void interleaved_samples(std::vector<TimedSystem>& systems, int samples) {
+    for (TimedSystem& t : systems) t.samples.clear();
+    const std::size_t n = systems.size();
+    for (int i = 0; i < samples; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            TimedSystem& t = systems[(static_cast<std::size_t>(i) + j) % n];
+            t.samples.push_back(seconds_per_call(t.run, t.reps));
         }
-    }
 }
 
 }  // namespace bench
