@@ -236,9 +236,23 @@ TEST_CASE("keep_only: a head-only and a tail-only model split exactly; released 
             REQUIRE(!replay.ok());
             CHECK(replay.message().find("its kernels were released") != std::string::npos);
             CHECK(device.keep_only(0, cut.position).ok());  // the same range again: nothing changes
+            auto z2 = head->run(b.x.view(), b.salt.view());    // so the head made before it still runs
+            REQUIRE_MESSAGE(z2.ok(), z2.message());
             CHECK(Session::create(device, 0, 0).ok());        // an empty range needs no node
         }
         CHECK(safe_cuts > 0);
+        // A session made before keep_only() released anything fails at its
+        // next run with an error, instead of running freed layers.
+        {
+            Model early = load(name);
+            auto before = Session::whole(early);
+            REQUIRE(before.ok());
+            REQUIRE(before->run({b.x.view(), b.salt.view()}).ok());
+            REQUIRE(early.keep_only(0, n - 1).ok());
+            auto stale = before->run({b.x.view(), b.salt.view()});
+            REQUIRE(!stale.ok());
+            CHECK(stale.message().find("create the session again") != std::string::npos);
+        }
         Model m = load(name);
         CHECK(!m.keep_only(-1, 2).ok());
         CHECK(!m.keep_only(3, 2).ok());

@@ -24,8 +24,9 @@
 //     level cache: a line the other core wrote arrives at half the rate of a
 //     local one, and each core's L3 holds ~16 MB, less than WideResNet's
 //     prepared weights. A shared counter handed chunks out by arrival, so
-//     each core streamed every layer's weights: 2 threads ran WideResNet-16-4
-//     at batch 1 only 1.18x faster than one.);
+//     each core ran other items and weights every layer and run: LeNet at
+//     batch 64 on 2 threads took 9.6 ms, 6.9 ms with owned ranges, 10.5 on
+//     one thread);
 //   - the caller waits only for chunks a worker has actually claimed;
 //   - idle workers spin for at most 100 us after a region (the regions of
 //     one run come back to back, and waking a blocked thread costs 50-100 us
@@ -237,7 +238,8 @@ private:
 
     // A participant's unclaimed chunks [front, back), in one word so that the
     // owner (taking the front) and thieves (taking the back) claim with one
-    // compare-and-swap each. Chunk counts are small (a few per thread).
+    // compare-and-swap each. Chunk counts are small (parallel_for asks for
+    // at most 4 per thread), far below the 2^32 a half-word holds.
     struct alignas(64) Range {
         std::atomic<uint64_t> word{0};
         static uint64_t pack(int64_t front, int64_t back) {

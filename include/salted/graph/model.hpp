@@ -135,9 +135,12 @@ public:
     // points stay; a Session over a range reaching a released node fails at
     // creation, and running the whole model (the test vector, run_unplanned)
     // fails naming the node. Narrowing again is allowed, widening is not
-    // (the kernels are gone: load the model again). Call it before creating
-    // Sessions: a Session over the released nodes would hold freed layers.
+    // (the kernels are gone: load the model again). Sessions created before
+    // a keep_only() that released anything fail at their next run (their
+    // plans point at the old layers): create them after it.
     Status keep_only(int from, int to);
+    // Changes whenever keep_only() releases layers; Sessions compare it.
+    int layers_version() const { return layers_version_; }
     // The nodes whose layers are prepared: [kept_from(), kept_to()).
     int kept_from() const { return kept_from_; }
     int kept_to() const { return kept_to_; }
@@ -178,6 +181,7 @@ private:
     std::vector<CutPoint> cuts_;
     SaltFold fold_;
     int kept_from_ = 0, kept_to_ = 0;  // build() keeps every node
+    int layers_version_ = 0;
 };
 
 namespace detail {
@@ -230,6 +234,8 @@ inline Status Model::keep_only(int from, int to) {
         return make_error(Errc::invalid_argument,
                           "keep_only: [%d, %d) reaches nodes already released (kept: [%d, %d)); load the model again",
                           from, to, kept_from(), kept_to());
+    if (from == kept_from() && to == kept_to()) return Status();  // nothing to release
+    ++layers_version_;
     for (int i = 0; i < node_count(); ++i) {
         if ((i >= from && i < to) || (i < kept_from() || i >= kept_to())) continue;  // kept, or already released
         const NodeInfo& n = node(i);

@@ -47,6 +47,7 @@ public:
         }
         Session s;
         s.model_ = &model;
+        s.layers_version_ = model.layers_version();
         s.from_ = from;
         s.to_ = to;
         s.inputs_ = range_inputs(model.topology(), from, to);
@@ -93,6 +94,10 @@ public:
 private:
     Result<ConstTensorView> run_once(const ConstTensorView* inputs, std::size_t count) {
         if (!model_) return make_error(Errc::invalid_argument, "session: not created");
+        if (model_->layers_version() != layers_version_)  // its plans point at released layers
+            return make_error(Errc::invalid_argument, "session: Model::keep_only released layers after this session "
+                              "was created (kept now: nodes [%d, %d)); create the session again",
+                              model_->kept_from(), model_->kept_to());
         if (count != inputs_.size()) return input_count_error(count);
         if (count > 0 && (inputs[0].shape.rank() < 1 || inputs[0].shape[0] < 1))
             return make_error(Errc::shape_mismatch, "session: input '%.80s': expected a batch-first tensor, found %s",
@@ -318,6 +323,7 @@ private:
     }
 
     const Model* model_ = nullptr;
+    int layers_version_ = 0;  // the model's when this session was created
     int from_ = 0, to_ = 0;
     std::vector<int> inputs_, outputs_;
     std::map<int64_t, Plan> plans_;  // by batch size; node-based, so pointers stay valid
