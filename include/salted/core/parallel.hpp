@@ -139,7 +139,6 @@ public:
         for (int p = 0; p < participants; ++p)
             ranges_[p].store(Range::pack(chunks * p / participants, chunks * (p + 1) / participants),
                              std::memory_order_relaxed);
-        participants_ = participants;
         open_ = true;
         generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         pthread_mutex_unlock(&mu_);
@@ -302,7 +301,7 @@ private:
             active_.fetch_add(1, std::memory_order_relaxed);
             const ChunkFn fn = fn_;
             void* const ctx = ctx_;
-            const int participants = participants_;
+            const int participants = wanted_ + 1;  // the caller and the wanted workers
             pthread_mutex_unlock(&mu_);
             claim_all(index + 1, participants, fn, ctx);
             pthread_mutex_lock(&mu_);
@@ -320,7 +319,6 @@ private:
     int wanted_ = 0;
     ChunkFn fn_ = nullptr;
     void* ctx_ = nullptr;
-    int participants_ = 0;  // the caller and `wanted_` workers
     // Shared without the lock (set up under it before a region opens).
     Range ranges_[max_pool_threads + 1];
     std::atomic<int> active_{0};
