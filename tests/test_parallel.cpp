@@ -4,6 +4,7 @@
 // short regions in a row.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <chrono>
@@ -105,6 +106,45 @@ TEST_CASE("parallel_for: nested regions run the inner loop serially and finish")
             });
     });
     for (auto& g : grid) CHECK(g.load() == 1);
+}
+
+// parallel_tasks hands whole tasks to lanes: a lane is never in use by two
+// threads at once (Session keeps a lane's buffers by its index), every task
+// runs once, and regions inside a task run on its thread alone.
+TEST_CASE("parallel_tasks: every task once, each lane on one thread at a time, nested regions serial") {
+    for (int threads : {1, 2, 3}) {
+        ThreadSettings settings(threads, 1);
+        CAPTURE(threads);
+        for (int lanes : {1, 2, 4}) {
+            CAPTURE(lanes);
+            for (int64_t n : {1, 2, 5, 16}) {
+                CAPTURE(n);
+                for (int round = 0; round < 50; ++round) {
+                    std::vector<std::atomic<int>> count(static_cast<std::size_t>(n)), in_lane(8);
+                    for (auto& c : count) c.store(0);
+                    for (auto& c : in_lane) c.store(0);
+                    std::atomic<int> bad_lane{0}, shared_lane{0}, nested_threads{0};
+                    const int offered = parallel_tasks(n, lanes, [&](int64_t t, int lane) {
+                        if (lane < 0 || lane >= std::min(lanes, threads)) bad_lane.fetch_add(1);
+                        if (in_lane[static_cast<std::size_t>(lane & 7)].fetch_add(1) != 0) shared_lane.fetch_add(1);
+                        if (max_threads() != 1) nested_threads.fetch_add(1);
+                        int inner_calls = 0;
+                        parallel_for(64, int64_t(1) << 40, [&](int64_t, int64_t) { ++inner_calls; });
+                        if (inner_calls != 1) nested_threads.fetch_add(1);
+                        count[static_cast<std::size_t>(t)].fetch_add(1);
+                        in_lane[static_cast<std::size_t>(lane & 7)].fetch_sub(1);
+                    });
+                    CHECK(offered >= 1);
+                    CHECK(offered <= std::min<int64_t>({int64_t(lanes), int64_t(threads), n}));
+                    CHECK(bad_lane.load() == 0);
+                    CHECK(shared_lane.load() == 0);
+                    CHECK(nested_threads.load() == 0);
+                    for (auto& c : count) CHECK(c.load() == 1);
+                }
+            }
+        }
+    }
+    CHECK(parallel_tasks(0, 2, [](int64_t, int) { FAIL("no task to run"); }) == 0);
 }
 
 TEST_CASE("parallel_for: callers on several threads at once all get complete results") {

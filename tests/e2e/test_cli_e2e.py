@@ -317,8 +317,9 @@ class Bench(unittest.TestCase):
                            "--warmup", "0", "--json")
         r = json.loads(out)
         self.assertEqual((r["batch"], r["micro_batch"], r["adaptive_chose_one_thread"]), (5, 2, False))
+        self.assertIn(r["lanes"], (1, 2, 3))  # 3 micro-batches; 1 when the pool backs off (a loaded machine)
         _, out, _ = salted("bench", c.path, "--batch", "5", "--micro-batch", "2", "--iters", "1", "--warmup", "0")
-        self.assertIn("batch 5 (in micro-batches of 2)", out)
+        self.assertIn("batch 5 (in 3 micro-batches of at most 2", out)
         for bad in (["--batch", "0"], ["--iters", "x"], ["--warmup", "-1"], ["--cut", "1"], ["--output", "y.npy"],
                     ["--micro-batch", "-1"], ["--micro-batch", "many"]):
             rc, _, err = salted("bench", c.path, *bad, check=False)

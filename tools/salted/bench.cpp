@@ -6,8 +6,9 @@
 // per row: the time of these models does not depend on the values. After
 // --warmup runs (which also plan the buffers), --iters runs are timed one by
 // one; the median is the figure to quote (the machine is shared, so min and
-// max show the spread). --micro-batch M runs M items at a time (0, the
-// default: the session chooses). With several threads the session times
+// max show the spread). --micro-batch M runs at most M items at a time (0,
+// the default: the session chooses; with several threads, micro-batches run
+// side by side, one per thread). With several threads the session times
 // runs with and without its pool and keeps the faster (its first 18 runs
 // probe); --fixed-threads always uses the pool. --layers adds the mean time
 // of every node over the timed runs, so a user sees where the time goes.
@@ -115,9 +116,9 @@ Failure cmd_bench(const Args& a) {
         std::printf(" \"median_ms\": %.6f, \"min_ms\": %.6f, \"max_ms\": %.6f, \"per_item_ms\": %.6f, "
                     "\"mflops_per_run\": %.6f, \"gflops\": %.3f, \"peak_bytes\": %zu, \"weight_bytes\": %" PRId64
                     ", \"kernel_bytes\": %" PRId64 ", \"micro_batch\": %" PRId64
-                    ", \"adaptive_chose_one_thread\": %s",
+                    ", \"lanes\": %d, \"adaptive_chose_one_thread\": %s",
                     med, lo, hi, med / static_cast<double>(batch), flops / 1e6, gflops, peak, weight_bytes,
-                    kernel_bytes, slice,
+                    kernel_bytes, slice, session->last_run_lanes(),
                     one_thread ? "true" : "false");
         if (!node_ns.empty()) {
             std::printf(",\n \"layers\": [");
@@ -134,7 +135,9 @@ Failure cmd_bench(const Args& a) {
         return Failure();
     }
     std::printf("model: %s\nbatch %lld", a.model.c_str(), batch);
-    if (slice < batch) std::printf(" (in micro-batches of %" PRId64 ")", slice);
+    if (slice < batch)
+        std::printf(" (in %lld micro-batches of at most %" PRId64 "%s)", (batch + slice - 1) / slice, slice,
+                    session->last_run_lanes() > 1 ? ", side by side on the threads" : "");
     std::printf(", %d thread%s%s, %lld timed runs after %lld warm-up\n", threads, threads == 1 ? "" : "s",
                 one_thread ? " (adaptive: now running on 1; --fixed-threads to force)" : "", iters, warmup);
     std::printf("median %.4f ms (min %.4f, max %.4f), %.4f ms per item, %.2f GFLOP/s (%.3f MFLOP per run)\n", med, lo,
@@ -145,6 +148,10 @@ Failure cmd_bench(const Args& a) {
     if (!node_ns.empty()) {
         double total = 0;
         for (int64_t ns : node_ns) total += static_cast<double>(ns);
+        if (session->last_run_lanes() > 1)
+            std::printf("\nThe micro-batches ran side by side on %d threads: each time below is the sum of the "
+                        "threads' times (in all about %d x the wall time), and GFLOP/s are per thread.",
+                        session->last_run_lanes(), session->last_run_lanes());
         std::printf("\nper node (mean over the timed runs):\n  %3s  %-28s %-17s %10s %7s %10s %9s\n", "#", "name", "op",
                     "ms", "share", "MFLOP", "GFLOP/s");
         for (int i = 0; i < m->node_count(); ++i) {

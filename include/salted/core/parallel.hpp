@@ -113,14 +113,15 @@ inline void cpu_relax() {
 
 class WorkerPool {
 public:
-    using ChunkFn = void (*)(void* ctx, int64_t chunk);
+    // `participant`: 0 for the caller, 1.. for the workers of the region.
+    using ChunkFn = void (*)(void* ctx, int64_t chunk, int participant);
 
     static WorkerPool& instance() {
         static WorkerPool pool;
         return pool;
     }
 
-    // Runs fn(ctx, c) for every c in [0, chunks) on the caller and up to
+    // Runs fn(ctx, c, participant) for every c in [0, chunks) on the caller and up to
     // `helpers` pool threads. Returns false, having run nothing, when the
     // pool is in use or backing off: the caller then runs serially.
     bool run(int helpers, int64_t chunks, ChunkFn fn, void* ctx) {
@@ -260,10 +261,10 @@ private:
     // Runs participant `self`'s own chunks in order, then the others' from
     // their backs, until none is left.
     void claim_all(int self, int participants, ChunkFn fn, void* ctx) {
-        for (int64_t c; (c = ranges_[self].claim(true)) >= 0;) fn(ctx, c);
+        for (int64_t c; (c = ranges_[self].claim(true)) >= 0;) fn(ctx, c, self);
         for (int i = 1; i < participants; ++i) {
             Range& other = ranges_[(self + i) % participants];
-            for (int64_t c; (c = other.claim(false)) >= 0;) fn(ctx, c);
+            for (int64_t c; (c = other.claim(false)) >= 0;) fn(ctx, c, self);
         }
     }
 
@@ -403,7 +404,7 @@ void parallel_for(int64_t n, int64_t flops_total, Fn&& fn) {
             int64_t n, chunks;
         };
         Job job{&fn, n, std::min<int64_t>(n, int64_t(threads) * 4)};
-        auto run_chunk = [](void* ctx, int64_t c) {
+        auto run_chunk = [](void* ctx, int64_t c, int) {
             Job* j = static_cast<Job*>(ctx);
             (*j->fn)(j->n * c / j->chunks, j->n * (c + 1) / j->chunks);
         };
@@ -411,6 +412,35 @@ void parallel_for(int64_t n, int64_t flops_total, Fn&& fn) {
     }
 #endif
     fn(int64_t(0), n);
+}
+
+// Calls fn(task, lane) for every task in [0, n), each task whole, on up to
+// `lanes` threads (at most max_threads()); a lane in [0, lanes) is used by
+// one thread at a time, so fn may keep per-lane state (buffers) indexed by
+// it. Tasks are claimed as parallel_for's chunks are: each lane owns a
+// contiguous run of tasks and steals from the others' backs, so lane k gets
+// the same tasks run after run when nobody stalls. There is no work
+// threshold: the caller asks only for tasks worth a thread each. Inside fn
+// the thread is limited to one thread (nested regions run serially). When
+// the pool is busy or backing off, every task runs on the caller as lane 0.
+// Returns the lanes the tasks were offered to (1: all ran on the caller).
+template <class Fn>
+int parallel_tasks(int64_t n, int lanes, Fn&& fn) {
+    if (n <= 0) return 0;
+    lanes = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(std::max(lanes, 1)), n,
+                                                static_cast<int64_t>(max_threads())}));
+#if defined(SALTED_THREADS)
+    if (lanes > 1) {
+        auto run_task = [](void* ctx, int64_t task, int participant) {
+            const ScopedThreadLimit alone(1);
+            (*static_cast<Fn*>(ctx))(task, participant);
+        };
+        if (detail::WorkerPool::instance().run(lanes - 1, n, run_task, &fn)) return lanes;
+    }
+#endif
+    const ScopedThreadLimit alone(1);
+    for (int64_t t = 0; t < n; ++t) fn(t, 0);
+    return 1;
 }
 
 }  // namespace salted

@@ -5,10 +5,13 @@
 // The first run at a batch size plans the buffers (graph/planner.hpp) and
 // grows the arena if needed; later runs at any batch size seen before
 // allocate nothing. Outputs are views into the arena, valid until the next
-// run. Large batches run in micro-batches (set_micro_batch), and each batch
-// size's runs use the thread pool only while timing shows it is faster
-// (set_adaptive_threads, graph/thread_choice.hpp). A Session is
-// single-threaded; the Model it reads is shared and must outlive it.
+// run. Large batches run in micro-batches (set_micro_batch), which threads
+// run side by side, one per thread, each through every layer; a batch too
+// small to cut runs layer by layer with each layer split across threads.
+// Each batch size's runs use the thread pool only while timing shows it is
+// faster (set_adaptive_threads, graph/thread_choice.hpp). A Session is
+// used by one thread at a time; the Model it reads is shared and must
+// outlive it.
 #pragma once
 
 #include <algorithm>
@@ -113,34 +116,86 @@ private:
                 return make_error(Errc::invalid_argument, "session: input '%.80s': expected data, found null",
                                   model_->value(v).name.c_str());
         }
+        results_.resize(outputs_.size());  // sized once
         const int64_t slice = slice_size(batch);
         if (slice >= batch) {
-            SALTED_TRY(prepare(batch));
-            for (std::size_t i = 0; i < count; ++i) views_[static_cast<std::size_t>(inputs_[i])] = inputs[i];
-            SALTED_TRY(run_steps());
+            Lane& lane = lanes_[0];
+            SALTED_ASSIGN(const Plan* plan, plan_for(batch));
+            SALTED_TRY(reserve(lane, *plan));
+            lane.plan = plan;
+            for (std::size_t i = 0; i < count; ++i) lane.views[static_cast<std::size_t>(inputs_[i])] = inputs[i];
+            last_lanes_ = 1;
+            SALTED_TRY(run_steps(lane, profile_ ? profile_->data() : nullptr));
             for (std::size_t k = 0; k < outputs_.size(); ++k)
-                results_[k] = views_[static_cast<std::size_t>(outputs_[k])];
+                results_[k] = lane.views[static_cast<std::size_t>(outputs_[k])];
             return results_.empty() ? ConstTensorView() : results_[0];
         }
-        // Micro-batches: the whole range on `slice` items at a time, so the
-        // activations between layers stay in cache instead of streaming the
-        // whole batch through memory at every layer. Items are independent
-        // (no op mixes the batch dimension), so the result is the same, bit
-        // for bit, as one run on the whole batch with the same kernels.
+        return run_sliced(inputs, count, batch, slice);
+    }
+
+    // Micro-batches: the whole range on a few items at a time, so the
+    // activations between layers stay in cache instead of streaming the
+    // whole batch through memory at every layer. The batch is cut into
+    // ceil(batch / slice) micro-batches of near-equal size (they differ by
+    // at most one item) whatever the thread count, so results do not depend
+    // on it. With threads, the micro-batches run on lanes, one per thread,
+    // each with its own arena and scratch: a thread runs whole micro-batches
+    // through every layer with no barrier between layers, and the items it
+    // produces stay in its own core's cache (the two vCPUs here share none;
+    // layer-by-layer splitting moved every activation between cores). Items
+    // are independent (no op mixes the batch dimension), so the result is
+    // the same, bit for bit, as one run on the whole batch with the same
+    // kernels.
+    Result<ConstTensorView> run_sliced(const ConstTensorView* inputs, std::size_t count, int64_t batch,
+                                       int64_t slice) {
+        const int64_t slices = (batch + slice - 1) / slice;
+        const auto first_item = [&](int64_t i) { return batch * i / slices; };
+        // At most two sizes: batch / slices and one more. Plan both and size
+        // every lane for them before any thread starts.
+        const int64_t small = batch / slices, large = (batch + slices - 1) / slices;
+        SALTED_ASSIGN(const Plan* small_plan, plan_for(small));
+        SALTED_ASSIGN(const Plan* large_plan, plan_for(large));
+        const int lanes = static_cast<int>(std::min<int64_t>(max_threads(), slices));
         SALTED_TRY(prepare_outputs(batch));
-        for (int64_t first = 0; first < batch; first += slice) {
-            const int64_t len = std::min(slice, batch - first);
-            SALTED_TRY(prepare(len));
-            for (std::size_t i = 0; i < count; ++i)
-                views_[static_cast<std::size_t>(inputs_[i])] = items(inputs[i], first, len);
-            Status st = run_steps();
-            if (!st.ok())
-                return make_error(st.code(), "%s (in items %lld..%lld of the batch)", st.message().c_str(),
-                                  static_cast<long long>(first), static_cast<long long>(first + len - 1));
+        if (lanes_.size() < static_cast<std::size_t>(lanes)) lanes_.resize(static_cast<std::size_t>(lanes));  // kept
+        for (int l = 0; l < lanes; ++l) {
+            Lane& lane = lanes_[static_cast<std::size_t>(l)];
+            SALTED_TRY(reserve(lane, *small_plan));
+            SALTED_TRY(reserve(lane, *large_plan));
+            lane.failed_slice = -1;
+            if (profile_) lane.profile.assign(profile_->size(), 0);
+        }
+        last_lanes_ = parallel_tasks(slices, lanes, [&](int64_t i, int l) {
+            Lane& lane = lanes_[static_cast<std::size_t>(l)];
+            const int64_t first = first_item(i), len = first_item(i + 1) - first;
+            lane.plan = len == small ? small_plan : large_plan;
+            for (std::size_t k = 0; k < count; ++k)
+                lane.views[static_cast<std::size_t>(inputs_[k])] = items(inputs[k], first, len);
+            Status st = run_steps(lane, profile_ ? lane.profile.data() : nullptr);
+            if (!st.ok()) {  // keep the lane's first failing micro-batch; the others still run
+                if (lane.failed_slice < 0 || i < lane.failed_slice) {
+                    lane.failed_slice = i;
+                    lane.error = std::move(st);
+                }
+                return;
+            }
             for (std::size_t k = 0; k < outputs_.size(); ++k) {
-                const ConstTensorView part = views_[static_cast<std::size_t>(outputs_[k])];
+                const ConstTensorView part = lane.views[static_cast<std::size_t>(outputs_[k])];
                 std::copy(part.data, part.data + part.numel(), outputs_buf_[k].data() + first * (part.numel() / len));
             }
+        });
+        const Lane* failed = nullptr;  // the first failing micro-batch's, as a serial run would report
+        for (int l = 0; l < lanes; ++l) {
+            const Lane& lane = lanes_[static_cast<std::size_t>(l)];
+            if (lane.failed_slice >= 0 && (!failed || lane.failed_slice < failed->failed_slice)) failed = &lane;
+            if (profile_)
+                for (std::size_t n = 0; n < profile_->size(); ++n) (*profile_)[n] += lane.profile[n];
+        }
+        if (failed) {
+            const int64_t first = first_item(failed->failed_slice), last = first_item(failed->failed_slice + 1) - 1;
+            return make_error(failed->error.code(), "%s (in items %lld..%lld of the batch)",
+                              failed->error.message().c_str(), static_cast<long long>(first),
+                              static_cast<long long>(last));
         }
         for (std::size_t k = 0; k < outputs_.size(); ++k) {
             const Shape shape = model_->value_shape(outputs_[k], batch);
@@ -154,16 +209,17 @@ public:
     // choose (auto_micro_batch()); n >= 1 runs at most n items at a time
     // (n >= the batch turns slicing off).
     void set_micro_batch(int64_t n) { micro_batch_ = std::max<int64_t>(0, n); }
-    // The micro-batch size a run of `batch` items uses (batch: no slicing).
-    // The automatic choice plans the range at batch 1 once.
+    // The most items a micro-batch of a run of `batch` items holds (batch:
+    // no slicing); the batch is cut into ceil(batch / that) near-equal
+    // micro-batches. The automatic choice plans the range at batch 1 once.
     int64_t slice_size(int64_t batch) {
         if (batch <= 1) return 1;
         const int64_t n = micro_batch_ > 0 ? micro_batch_ : auto_micro_batch();
         return std::max<int64_t>(1, std::min(n, batch));
     }
 
-    // Automatic micro-batch, per thread (times configured_threads(), so that
-    // Conv2d can still hand whole items to threads), the larger of
+    // Automatic micro-batch (per lane: threads run micro-batches side by
+    // side, so it does not depend on the thread count), the larger of
     //  - enough items that the convolutions of every output size holding
     //    >= 10 % of the work see >= 512 output pixels per call: below that
     //    their GEMM rows (or Winograd tiles) are too few to fill the register
@@ -181,7 +237,7 @@ public:
     static constexpr int64_t micro_batch_min_pixels = 512;
     static constexpr std::size_t micro_batch_cache_bytes = std::size_t(1) << 20;
     int64_t auto_micro_batch() {
-        if (auto_per_thread_ == 0) {
+        if (auto_micro_batch_ == 0) {
             auto it = plans_.find(1);
             if (it == plans_.end()) {
                 auto p = plan_range(*model_, from_, to_, 1);
@@ -209,20 +265,26 @@ public:
                     for_kernels = std::max(for_kernels, (micro_batch_min_pixels + e.first - 1) / e.first);
             const int64_t for_cache = static_cast<int64_t>(
                 micro_batch_cache_bytes / std::max<std::size_t>(one.arena_floats * sizeof(float), 1));
-            auto_per_thread_ = std::max<int64_t>({for_kernels, for_cache, 1});
+            auto_micro_batch_ = std::max<int64_t>({for_kernels, for_cache, 1});
         }
-        return auto_per_thread_ * configured_threads();
+        return auto_micro_batch_;
     }
 
     // The outputs of the last run (views into the arena).
     const std::vector<ConstTensorView>& outputs() const { return results_; }
     // The plan of the last run (peak memory, offsets), or null before one.
-    // After a run in micro-batches: the plan of the last micro-batch.
-    const Plan* plan() const { return plan_; }
-    // Bytes this session holds for activations, scratch and (after runs in
-    // micro-batches) the full-batch outputs: its peak memory so far.
+    // After a run in micro-batches: the plan of the larger micro-batches.
+    const Plan* plan() const { return last_plan_; }
+    // Threads the last run's micro-batches ran on at once (1: one thread,
+    // or layer by layer; 0 before a run). Per-node profiles of such a run
+    // add the time of every lane: about that many times the wall time.
+    int last_run_lanes() const { return last_lanes_; }
+    // Bytes this session holds for activations, scratch (every lane's) and
+    // (after runs in micro-batches) the full-batch outputs: its peak memory
+    // so far.
     std::size_t memory_bytes() const {
-        std::size_t floats = arena_floats_ + workspace_floats_;
+        std::size_t floats = 0;
+        for (const Lane& lane : lanes_) floats += lane.arena_floats + lane.workspace_floats;
         for (const Tensor& t : outputs_buf_) floats += static_cast<std::size_t>(t.shape().numel());
         return floats * sizeof(float);
     }
@@ -240,6 +302,17 @@ private:
     struct Free {
         void operator()(float* p) const { aligned_free(p); }
     };
+    // What one thread needs to run the range: its buffers and the views of
+    // the values of the micro-batch it is on.
+    struct Lane {
+        std::unique_ptr<float, Free> arena, workspace;
+        std::size_t arena_floats = 0, workspace_floats = 0;
+        std::vector<ConstTensorView> views, node_inputs;
+        const Plan* plan = nullptr;
+        std::vector<int64_t> profile;  // per node ns of the current run, summed into *profile_ after it
+        int64_t failed_slice = -1;     // the lane's first failing micro-batch of the current run
+        Status error;
+    };
 
     Error input_count_error(std::size_t count) const {
         std::string names;
@@ -255,24 +328,26 @@ private:
         return ConstTensorView(t.data + first * item, shape);
     }
 
-    Status run_steps() {
-        const Plan& plan = *plan_;
+    // Runs the lane's plan on the inputs already in lane.views; `profile`
+    // (per node nanoseconds) or null.
+    Status run_steps(Lane& lane, int64_t* profile) const {
+        const Plan& plan = *lane.plan;
         for (const Step& step : plan.steps) {
             for (std::size_t k = 0; k < step.inputs.size(); ++k)
-                node_inputs_[k] = views_[static_cast<std::size_t>(step.inputs[k])];
-            const TensorView out(arena_.get() + plan.offsets[static_cast<std::size_t>(step.output)],
+                lane.node_inputs[k] = lane.views[static_cast<std::size_t>(step.inputs[k])];
+            const TensorView out(lane.arena.get() + plan.offsets[static_cast<std::size_t>(step.output)],
                                  plan.shapes[static_cast<std::size_t>(step.output)]);
-            const auto started = profile_ ? Clock::now() : Clock::time_point();
-            Status st = step.layer->run(node_inputs_.data(), step.inputs.size(), out, workspace_.get());
-            if (profile_)
-                (*profile_)[static_cast<std::size_t>(step.node)] +=
+            const auto started = profile ? Clock::now() : Clock::time_point();
+            Status st = step.layer->run(lane.node_inputs.data(), step.inputs.size(), out, lane.workspace.get());
+            if (profile)
+                profile[step.node] +=
                     std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count();
             if (!st.ok()) {
                 const NodeInfo& node = model_->node(step.named);
                 return make_error(st.code(), "session: node '%.80s' (%s): %s", node.name.c_str(), node.op.c_str(),
                                   st.message().c_str());
             }
-            views_[static_cast<std::size_t>(step.output)] = out;
+            lane.views[static_cast<std::size_t>(step.output)] = out;
         }
         return Status();
     }
@@ -293,22 +368,25 @@ private:
         return Status();
     }
 
-    // Plans for this batch size once; grows the buffers only when a new plan
-    // needs more than any before.
-    Status prepare(int64_t batch) {
-        if (plan_ && plan_->batch == batch) return Status();
+    // The plan for this batch size, made once (not thread-safe: runs plan
+    // every size they need before any lane starts).
+    Result<const Plan*> plan_for(int64_t batch) {
         auto it = plans_.find(batch);
         if (it == plans_.end()) {
             SALTED_ASSIGN(Plan p, plan_range(*model_, from_, to_, batch));
             it = plans_.emplace(batch, std::move(p)).first;
         }
-        const Plan& p = it->second;
-        SALTED_TRY(grow(arena_, arena_floats_, p.arena_floats));
-        SALTED_TRY(grow(workspace_, workspace_floats_, p.workspace_floats));
-        views_.resize(model_->topology().values.size());
-        node_inputs_.resize(static_cast<std::size_t>(std::max(p.max_node_inputs, 1)));
-        results_.resize(outputs_.size());
-        plan_ = &p;
+        last_plan_ = &it->second;
+        return last_plan_;
+    }
+
+    // Grows the lane's buffers when `p` needs more than any plan before, so
+    // batch sizes seen before allocate nothing.
+    Status reserve(Lane& lane, const Plan& p) {
+        SALTED_TRY(grow(lane.arena, lane.arena_floats, p.arena_floats));
+        SALTED_TRY(grow(lane.workspace, lane.workspace_floats, p.workspace_floats));
+        lane.views.resize(model_->topology().values.size());
+        lane.node_inputs.resize(std::max(lane.node_inputs.size(), static_cast<std::size_t>(std::max(p.max_node_inputs, 1))));
         return Status();
     }
 
@@ -327,12 +405,12 @@ private:
     int from_ = 0, to_ = 0;
     std::vector<int> inputs_, outputs_;
     std::map<int64_t, Plan> plans_;  // by batch size; node-based, so pointers stay valid
-    const Plan* plan_ = nullptr;
-    std::unique_ptr<float, Free> arena_, workspace_;
-    std::size_t arena_floats_ = 0, workspace_floats_ = 0;
-    std::vector<ConstTensorView> views_, node_inputs_, results_;
+    const Plan* last_plan_ = nullptr;
+    std::vector<Lane> lanes_ = std::vector<Lane>(1);  // lanes_[0]: the calling thread's (unsliced runs use it)
+    int last_lanes_ = 0;
+    std::vector<ConstTensorView> results_;
     std::vector<int64_t>* profile_ = nullptr;
-    int64_t micro_batch_ = 0, auto_per_thread_ = 0;
+    int64_t micro_batch_ = 0, auto_micro_batch_ = 0;
     bool adaptive_threads_ = true;
     std::map<int64_t, ThreadChoice> thread_choices_;  // by batch size
     std::vector<Tensor> outputs_buf_;  // micro-batched runs' outputs, for outputs_capacity_ items
