@@ -5,11 +5,13 @@
 // any thread count.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "salted/kernels/direct_conv.hpp"
+#include "salted/kernels/shallow_conv.hpp"
 #include "salted/ops/conv2d.hpp"
 
 using namespace salted;
@@ -123,4 +125,66 @@ TEST_CASE("direct_conv gives the same bits on 1, 2 and 3 threads") {
     }
     set_num_threads(0);
     set_parallel_min_flops(default_parallel_min_flops);
+}
+
+// The shallow convolution picks half or full vectors by CPU
+// (simd::wide_vectors_split()), so conv2d's tests reach only one of them on
+// a given machine. Both, called directly here, must give the same bits, and
+// the scalar convolution's values (within rounding), with every activation.
+TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scalar convolution's values") {
+    std::mt19937 rng(7);
+    // Output widths: 24 (half vectors' case), 13, 196 (row spill), 5.
+    const Case cases[] = {{1, 32, 28, 28, 5, 5, 1, 1, 1, 1}, {2, 16, 20, 17, 3, 5, 2, 1, 1, 1},
+                          {1, 64, 3, 200, 1, 5, 1, 1, 1, 1}, {1, 5, 9, 9, 3, 5, 1, 1, 2, 1}};
+    const ops::Activation acts[] = {ops::Activation::none(), ops::Activation::relu(),
+                                    ops::Activation::leaky_relu(0.2f)};
+    for (const Case& c : cases) {
+        CAPTURE(c.cin);
+        CAPTURE(c.w);
+        kernels::DirectConvGeometry g;
+        g.channels = c.cin;
+        g.in_h = c.h;
+        g.in_w = c.w;
+        g.kernel_h = c.kh;
+        g.kernel_w = c.kw;
+        g.stride_h = c.sh;
+        g.stride_w = c.sw;
+        g.dilation_h = c.dh;
+        g.dilation_w = c.dw;
+        g.out_h = (c.h - c.dh * (c.kh - 1) - 1) / c.sh + 1;
+        g.out_w = (c.w - c.dw * (c.kw - 1) - 1) / c.sw + 1;
+        g.out_channels = c.cout;
+        REQUIRE(kernels::shallow_conv_shape(g.k(), c.sw, c.dw, 1));
+        std::vector<float> x = random_vector(static_cast<std::size_t>(c.cin * c.h * c.w + kernels::shallow_conv_slack),
+                                             rng);
+        const std::vector<float> w = random_vector(static_cast<std::size_t>(c.cout * g.k()), rng);
+        const std::vector<float> bias = random_vector(static_cast<std::size_t>(c.cout), rng);
+        std::vector<int32_t> koff(static_cast<std::size_t>(g.k()));
+        kernels::direct_conv_offsets(g, koff.data());
+        for (const ops::Activation& act : acts) {
+            const std::size_t n = static_cast<std::size_t>(c.cout * g.out_h * g.out_w);
+            std::vector<float> half(n, -7.0f), full(n, -7.0f);
+            ops::with_activation_kind(act, [&](auto fixed) {
+                kernels::detail::shallow_conv_with<kernels::HalfFloatBatch>(g, x.data(), w.data(), koff.data(),
+                                                                            bias.data(), fixed, half.data());
+                kernels::detail::shallow_conv_with<simd::FloatBatch>(g, x.data(), w.data(), koff.data(), bias.data(),
+                                                                     fixed, full.data());
+            });
+            CHECK(half == full);
+            double worst = 0;
+            for (int64_t co = 0; co < c.cout; ++co)
+                for (int64_t oy = 0; oy < g.out_h; ++oy)
+                    for (int64_t ox = 0; ox < g.out_w; ++ox) {
+                        double s = bias[static_cast<std::size_t>(co)];
+                        for (int64_t ci = 0; ci < c.cin; ++ci)
+                            for (int64_t ky = 0; ky < c.kh; ++ky)
+                                for (int64_t kx = 0; kx < c.kw; ++kx)
+                                    s += double(w[static_cast<std::size_t>(((co * c.cin + ci) * c.kh + ky) * c.kw + kx)]) *
+                                         x[static_cast<std::size_t>((ci * c.h + oy * c.sh + ky * c.dh) * c.w + ox + kx)];
+                        const float want = act.apply(static_cast<float>(s));
+                        worst = std::max(worst, std::fabs(double(full[static_cast<std::size_t>((co * g.out_h + oy) * g.out_w + ox)]) - want));
+                    }
+            CHECK(worst < 1e-5);
+        }
+    }
 }

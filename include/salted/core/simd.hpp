@@ -8,6 +8,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace salted {
 namespace simd {
 
@@ -19,6 +23,28 @@ inline FloatBatch load(const float* p) { return FloatBatch::load_unaligned(p); }
 inline void store(float* p, const FloatBatch& b) { b.store_unaligned(p); }
 inline FloatBatch broadcast(float x) { return FloatBatch(x); }
 inline FloatBatch fma(const FloatBatch& a, const FloatBatch& b, const FloatBatch& c) { return xsimd::fma(a, b, c); }
+
+// Whether this CPU runs a 512-bit multiply-add as two 256-bit halves, so
+// that half vectors do the same work per cycle (AMD Zen 4: CPUID family
+// 0x19 with AVX-512). Zen 5 (family 0x1A) and Intel's AVX-512 cores run
+// 512 bits at once. Kernels that waste lanes on narrow rows ask this to
+// pick their vector width; both widths give the same sums, so results do
+// not depend on the answer. False off x86 and without AVX-512 vectors.
+inline bool wide_vectors_split() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__AVX512F__)
+    static const bool split = [] {
+        unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+        if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+        const bool amd = ebx == 0x68747541u && ecx == 0x444d4163u && edx == 0x69746e65u;  // "AuthenticAMD"
+        if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+        const unsigned family = ((eax >> 8) & 0xfu) + (((eax >> 8) & 0xfu) == 0xfu ? (eax >> 20) & 0xffu : 0u);
+        return family == 0x19u;
+    }();
+    return split;
+#else
+    return false;
+#endif
+}
 
 }  // namespace simd
 }  // namespace salted

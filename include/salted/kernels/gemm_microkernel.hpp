@@ -97,6 +97,26 @@ inline void gemm_f32_ukernel(int64_t kc, const float* a, const float* b, int64_t
 
     const GemmEpilogue* ep = out.epilogue;
     if (out.cols == NR) {
+        // The common conv epilogue (row bias, then ReLU or nothing, on a fresh
+        // tile) decided once per tile, not per vector: with a short K (a 1x1
+        // conv on 16 channels does 16 FMAs per accumulator) the per-vector
+        // branches cost as much as the sum.
+        if (!out.load_c && ep && ep->bias_kind == GemmEpilogue::Bias::per_row &&
+            ep->activation.kind != ops::Activation::Kind::leaky_relu) {
+            const bool relu = ep->activation.kind == ops::Activation::Kind::relu;
+#pragma GCC unroll 16
+            for (int r = 0; r < Rows; ++r) {
+                float* crow = out.c + r * out.ldc;
+                const B bias(ep->bias[out.row0 + r]);
+#pragma GCC unroll 16
+                for (int j = 0; j < NB; ++j) {
+                    B v = acc[r][j] + bias;
+                    if (relu) v = xsimd::max(v, B(0.0f));
+                    v.store_unaligned(crow + j * W);
+                }
+            }
+            return;
+        }
 #pragma GCC unroll 16
         for (int r = 0; r < Rows; ++r) {
             float* crow = out.c + r * out.ldc;

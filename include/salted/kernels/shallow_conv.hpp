@@ -18,10 +18,11 @@
 // Rows narrower than a multiple of the vector waste lanes: LeNet on MNIST
 // has 24-wide output rows, two 16-lane vectors computing 32. Where half
 // vectors waste at least a fifth less (there: three 8-lane vectors, 24
-// lanes) the kernel runs on them. On this machine's AVX-512 (two 256-bit
-// halves per instruction) half vectors have the same multiply-add rate, and
-// that layer went from 14.7 to 10.6 us; on cores that run 512 bits at once
-// the rule errs the other way only for rows this narrow.
+// lanes) and the CPU runs 512-bit multiply-adds as two 256-bit halves
+// (Zen 4: simd::wide_vectors_split()), the kernel runs on them: there they
+// have the same multiply-add rate, and that layer went from 14.7 to 10.6
+// us. Where 512 bits run at once (Zen 5) full vectors win anyway: 10.8-11.6
+// us on half vectors, 8.0-8.8 on full ones.
 //
 // The input must hold its zero padding and `shallow_conv_slack` readable
 // floats after it: a row's last vector reads up to W - 1 floats past the
@@ -65,18 +66,20 @@ using HalfFloatBatch = HalfBatchOf<simd::width / 2>::type;
 // Lanes computed per output row with W-lane vectors.
 constexpr int64_t shallow_row_lanes(int64_t out_w, int64_t w) { return (out_w + w - 1) / w * w; }
 
-// Half vectors when they compute at least a fifth fewer lanes per row.
+// Half vectors when they compute at least a fifth fewer lanes per row, on
+// a CPU where they multiply-add as fast as full ones.
 inline bool use_half_vectors(int64_t out_w) {
     const int64_t full = shallow_row_lanes(out_w, simd::width), half = shallow_row_lanes(out_w, HalfFloatBatch::size);
-    return HalfFloatBatch::size < simd::width && half * 5 <= full * 4;
+    return HalfFloatBatch::size < simd::width && half * 5 <= full * 4 && simd::wide_vectors_split();
 }
 
 namespace detail {
 
 // One image on vectors of type B (W lanes): tiles of NV vectors by NC channels.
-template <class B>
+// Act: an ops::FixedActivation (no branch on the kind per stored vector).
+template <class B, class Act>
 void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
-                       const float* bias, ops::Activation act, float* out) {
+                       const float* bias, Act act, float* out) {
     constexpr int W = static_cast<int>(B::size), NV = 4, NC = 4;
     const int64_t k = g.k(), pixels = g.out_h * g.out_w, cout = g.out_channels;
     const int64_t per_row = (g.out_w + W - 1) / W, vecs = g.out_h * per_row;
@@ -122,10 +125,17 @@ void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float*
                         for (int j = 0; j < NV; ++j) acc[c][j] = xsimd::fma(xv[j], wv, acc[c][j]);
                     }
                 }
-                for (int c = 0; c < nc; ++c) {
+                // Constant indices (unrolled, bounds as guards): an index
+                // known only at run time would keep acc[][] on the stack,
+                // spilled and reloaded around every K loop.
+#pragma GCC unroll 8
+                for (int c = 0; c < NC; ++c) {
+                    if (c >= nc) break;
                     float* o = out + (co0 + c) * pixels;
-                    for (int j = 0; j < nv; ++j) {
-                        const B y = act.apply(acc[c][j]);
+#pragma GCC unroll 8
+                    for (int j = 0; j < NV; ++j) {
+                        if (j >= nv) break;
+                        const B y = act(acc[c][j]);
                         if (full_store[j]) {
                             y.store_unaligned(o + dst[j]);
                         } else {
@@ -147,9 +157,13 @@ void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float*
 // layout), koff from direct_conv_offsets().
 inline void shallow_conv(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
                          const float* bias, ops::Activation act, float* out) {
-    if (use_half_vectors(g.out_w))
-        return detail::shallow_conv_with<HalfFloatBatch>(g, x, w, koff, bias, act, out);
-    detail::shallow_conv_with<simd::FloatBatch>(g, x, w, koff, bias, act, out);
+    const bool half = use_half_vectors(g.out_w);
+    ops::with_activation_kind(act, [&](auto fixed) {
+        if (half)
+            detail::shallow_conv_with<HalfFloatBatch>(g, x, w, koff, bias, fixed, out);
+        else
+            detail::shallow_conv_with<simd::FloatBatch>(g, x, w, koff, bias, fixed, out);
+    });
 }
 
 }  // namespace kernels

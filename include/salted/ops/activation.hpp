@@ -49,6 +49,37 @@ struct Activation {
     }
 };
 
+// An Activation whose kind is a template argument, for kernels whose inner
+// loop would otherwise branch on the kind at every vector (with a short sum
+// per output, as in a first layer's K = 5, those branches cost as much as
+// the multiply-adds). with_activation_kind(act, f) calls f with the one
+// matching FixedActivation; f is instantiated for each kind.
+template <Activation::Kind K>
+struct FixedActivation {
+    float negative_slope = 0.0f;
+    float operator()(float x) const {
+        if constexpr (K == Activation::Kind::relu) return x > 0.0f ? x : 0.0f;
+        if constexpr (K == Activation::Kind::leaky_relu) return x > 0.0f ? x : x * negative_slope;
+        return x;
+    }
+    template <class Arch>
+    xsimd::batch<float, Arch> operator()(const xsimd::batch<float, Arch>& x) const {
+        using B = xsimd::batch<float, Arch>;
+        if constexpr (K == Activation::Kind::relu) return xsimd::max(x, B(0.0f));
+        if constexpr (K == Activation::Kind::leaky_relu) return xsimd::select(x > B(0.0f), x, x * B(negative_slope));
+        return x;
+    }
+};
+template <class F>
+decltype(auto) with_activation_kind(const Activation& act, F&& f) {
+    switch (act.kind) {
+        case Activation::Kind::relu: return f(FixedActivation<Activation::Kind::relu>{act.negative_slope});
+        case Activation::Kind::leaky_relu: return f(FixedActivation<Activation::Kind::leaky_relu>{act.negative_slope});
+        case Activation::Kind::none: break;
+    }
+    return f(FixedActivation<Activation::Kind::none>{act.negative_slope});
+}
+
 // Applies `act` to n contiguous floats in place (SIMD body, scalar tail).
 inline void apply_activation_inplace(const Activation& act, float* data, int64_t n) {
     if (act.kind == Activation::Kind::none) return;
