@@ -29,9 +29,8 @@ std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
     return v;
 }
 
-// Runs direct_conv on one image; returns the output.
-std::vector<float> run_direct(const Case& c, const std::vector<float>& x, const std::vector<float>& w,
-                              const std::vector<float>* bias, ops::Activation act, int64_t oh, int64_t ow) {
+// The case's geometry (the input already padded) with the given output size.
+kernels::DirectConvGeometry geometry(const Case& c, int64_t oh, int64_t ow) {
     kernels::DirectConvGeometry g;
     g.channels = c.cin;
     g.in_h = c.h;
@@ -45,6 +44,13 @@ std::vector<float> run_direct(const Case& c, const std::vector<float>& x, const 
     g.out_h = oh;
     g.out_w = ow;
     g.out_channels = c.cout;
+    return g;
+}
+
+// Runs direct_conv on one image; returns the output.
+std::vector<float> run_direct(const Case& c, const std::vector<float>& x, const std::vector<float>& w,
+                              const std::vector<float>* bias, ops::Activation act, int64_t oh, int64_t ow) {
+    const kernels::DirectConvGeometry g = geometry(c, oh, ow);
     auto packed = Tensor::empty(Shape({kernels::direct_conv_packed_floats(c.cout, g.k())}));
     REQUIRE(packed.ok());
     kernels::direct_conv_pack_weights(c.cout, g.k(), w.data(), packed->data());
@@ -141,19 +147,8 @@ TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scala
     for (const Case& c : cases) {
         CAPTURE(c.cin);
         CAPTURE(c.w);
-        kernels::DirectConvGeometry g;
-        g.channels = c.cin;
-        g.in_h = c.h;
-        g.in_w = c.w;
-        g.kernel_h = c.kh;
-        g.kernel_w = c.kw;
-        g.stride_h = c.sh;
-        g.stride_w = c.sw;
-        g.dilation_h = c.dh;
-        g.dilation_w = c.dw;
-        g.out_h = (c.h - c.dh * (c.kh - 1) - 1) / c.sh + 1;
-        g.out_w = (c.w - c.dw * (c.kw - 1) - 1) / c.sw + 1;
-        g.out_channels = c.cout;
+        const kernels::DirectConvGeometry g = geometry(c, (c.h - c.dh * (c.kh - 1) - 1) / c.sh + 1,
+                                                       (c.w - c.dw * (c.kw - 1) - 1) / c.sw + 1);
         REQUIRE(kernels::shallow_conv_shape(g.k(), c.sw, c.dw, 1));
         std::vector<float> x = random_vector(static_cast<std::size_t>(c.cin * c.h * c.w + kernels::shallow_conv_slack),
                                              rng);
