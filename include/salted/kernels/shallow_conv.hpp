@@ -108,41 +108,57 @@ void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float*
             bool full_store[NV];
             for (int j = 0; j < NV; ++j) full_store[j] = lanes[j] == W;
             for (int j = 0; j + 1 < nv; ++j) full_store[j] = full_store[j] || lanes[j + 1] >= W - lanes[j];
+            bool whole_tile = nv == NV;
+            for (int j = 0; j < NV; ++j) whole_tile = whole_tile && full_store[j];
             for (int64_t co0 = 0; co0 < cout; co0 += NC) {
                 const int nc = static_cast<int>(std::min<int64_t>(NC, cout - co0));
                 const float* wc[NC];
                 B acc[NC][NV];
+                // Every loop over acc[][] fully unrolled, so that the
+                // accumulators live in registers (a loop left rolled keeps
+                // the array in memory, loaded and stored around the K loop).
+#pragma GCC unroll 8
                 for (int c = 0; c < NC; ++c) {
                     const int64_t co = co0 + std::min(c, nc - 1);  // past Cout: repeats the last channel, not stored
                     wc[c] = w + co * k;
-                    for (int j = 0; j < NV; ++j) acc[c][j] = B(bias ? bias[co] : 0.0f);
+                    const B b0(bias ? bias[co] : 0.0f);
+#pragma GCC unroll 8
+                    for (int j = 0; j < NV; ++j) acc[c][j] = b0;
                 }
                 for (int64_t kk = 0; kk < k; ++kk) {
                     B xv[NV];
+#pragma GCC unroll 8
                     for (int j = 0; j < NV; ++j) xv[j] = B::load_unaligned(src[j] + koff[kk]);
+#pragma GCC unroll 8
                     for (int c = 0; c < NC; ++c) {
                         const B wv(wc[c][kk]);
+#pragma GCC unroll 8
                         for (int j = 0; j < NV; ++j) acc[c][j] = xsimd::fma(xv[j], wv, acc[c][j]);
                     }
                 }
-                // Constant indices (unrolled, bounds as guards): an index
-                // known only at run time would keep acc[][] on the stack,
-                // spilled and reloaded around every K loop.
+                if (nc == NC && whole_tile) {  // the common block: every vector stored whole
 #pragma GCC unroll 8
-                for (int c = 0; c < NC; ++c) {
-                    if (c >= nc) break;
+                    for (int c = 0; c < NC; ++c) {
+                        float* o = out + (co0 + c) * pixels;
+#pragma GCC unroll 8
+                        for (int j = 0; j < NV; ++j) act(acc[c][j]).store_unaligned(o + dst[j]);
+                    }
+                    continue;
+                }
+                // Edges (the last channels, a row's partial vector): through
+                // a buffer, so that acc[][] is only ever indexed by constants
+                // and stays in registers in the common block.
+                alignas(64) float tile[NC * NV * W];
+#pragma GCC unroll 8
+                for (int c = 0; c < NC; ++c)
+#pragma GCC unroll 8
+                    for (int j = 0; j < NV; ++j) act(acc[c][j]).store_aligned(tile + (c * NV + j) * W);
+                for (int c = 0; c < nc; ++c) {
                     float* o = out + (co0 + c) * pixels;
-#pragma GCC unroll 8
-                    for (int j = 0; j < NV; ++j) {
-                        if (j >= nv) break;
-                        const B y = act(acc[c][j]);
-                        if (full_store[j]) {
-                            y.store_unaligned(o + dst[j]);
-                        } else {
-                            alignas(64) float part[W];
-                            y.store_aligned(part);
-                            std::memcpy(o + dst[j], part, static_cast<std::size_t>(lanes[j]) * sizeof(float));
-                        }
+                    for (int j = 0; j < nv; ++j) {
+                        const float* y = tile + (c * NV + j) * W;
+                        const int n = full_store[j] ? W : lanes[j];
+                        std::memcpy(o + dst[j], y, static_cast<std::size_t>(n) * sizeof(float));
                     }
                 }
             }
