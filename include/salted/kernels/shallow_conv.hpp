@@ -75,94 +75,117 @@ inline bool use_half_vectors(int64_t out_w) {
 
 namespace detail {
 
-// One image on vectors of type B (W lanes): tiles of NV vectors by NC channels.
-// Act: an ops::FixedActivation (no branch on the kind per stored vector).
+// A tile: NV vectors of output pixels by NC output channels, 16 accumulators.
+constexpr int shallow_tile_vectors = 4, shallow_tile_channels = 4;
+
+// Tiles [t0, t1) of one image on vectors of type B (W lanes): NV vectors
+// of output pixels by NC channels. Act: an ops::FixedActivation (no branch
+// on the kind per stored vector). Everything by value: the vector stores
+// may alias any memory, so GCC reloads whatever it reaches through a
+// reference or a lambda's captures after each one (it did, the output
+// pointer, for every stored vector).
 template <class B, class Act>
-void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
-                       const float* bias, Act act, float* out) {
-    constexpr int W = static_cast<int>(B::size), NV = 4, NC = 4;
-    const int64_t k = g.k(), pixels = g.out_h * g.out_w, cout = g.out_channels;
-    const int64_t per_row = (g.out_w + W - 1) / W, vecs = g.out_h * per_row;
-    const int64_t tiles = (vecs + NV - 1) / NV;
-    // Tiles outside, channel blocks inside: a tile's input stays in
-    // registers' reach (L1) for all channels. (Channel blocks outside, each
-    // plane written as one stream, measured 1.15x slower on the sensor net's
-    // 1->64 layer.)
-    parallel_for(tiles, 2 * cout * pixels * k, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-            // The tile's vectors: input start, output offset, valid lanes.
-            const float* src[NV];
-            int64_t dst[NV];
-            int lanes[NV];
-            const int nv = static_cast<int>(std::min<int64_t>(NV, vecs - t * NV));
-            for (int j = 0; j < NV; ++j) {
-                const int64_t v = t * NV + std::min(j, nv - 1), oy = v / per_row, ox = v % per_row * W;
-                src[j] = x + oy * g.stride_h * g.in_w + ox;
-                dst[j] = oy * g.out_w + ox;
-                lanes[j] = static_cast<int>(std::min<int64_t>(W, g.out_w - ox));
-            }
-            // A row's partial last vector may be stored whole when the
-            // tile's next vector, stored right after it, starts the next row
-            // and covers the spill (saves a bounce through memory: 8 % of the
-            // sensor net's first layer, 196-wide rows).
-            bool full_store[NV];
-            for (int j = 0; j < NV; ++j) full_store[j] = lanes[j] == W;
-            for (int j = 0; j + 1 < nv; ++j) full_store[j] = full_store[j] || lanes[j + 1] >= W - lanes[j];
-            bool whole_tile = nv == NV;
-            for (int j = 0; j < NV; ++j) whole_tile = whole_tile && full_store[j];
-            for (int64_t co0 = 0; co0 < cout; co0 += NC) {
-                const int nc = static_cast<int>(std::min<int64_t>(NC, cout - co0));
-                const float* wc[NC];
-                B acc[NC][NV];
-                // Every loop over acc[][] fully unrolled, so that the
-                // accumulators live in registers (a loop left rolled keeps
-                // the array in memory, loaded and stored around the K loop).
+void shallow_conv_tiles(const DirectConvGeometry g, const float* x, const float* w, const int32_t* koff,
+                        const float* bias, Act act, float* out, int64_t t0, int64_t t1) {
+    constexpr int W = static_cast<int>(B::size), NV = shallow_tile_vectors, NC = shallow_tile_channels;
+    const int64_t k = g.k(), pixels = g.out_h * g.out_w, cout = g.out_channels, out_w = g.out_w;
+    const int64_t per_row = (out_w + W - 1) / W, vecs = g.out_h * per_row, row_step = g.stride_h * g.in_w;
+    for (int64_t t = t0; t < t1; ++t) {
+        // The tile's vectors: input start, output offset, valid lanes.
+        const float* src[NV];
+        int64_t dst[NV];
+        int lanes[NV];
+        const int nv = static_cast<int>(std::min<int64_t>(NV, vecs - t * NV));
+        for (int j = 0; j < NV; ++j) {
+            const int64_t v = t * NV + std::min(j, nv - 1), oy = v / per_row, ox = v % per_row * W;
+            src[j] = x + oy * row_step + ox;
+            dst[j] = oy * out_w + ox;
+            lanes[j] = static_cast<int>(std::min<int64_t>(W, out_w - ox));
+        }
+        // A row's partial last vector may be stored whole when the tile's
+        // next vector, stored right after it, starts the next row and
+        // covers the spill (saves a bounce through memory: 8 % of the
+        // sensor net's first layer, 196-wide rows).
+        bool full_store[NV];
+        for (int j = 0; j < NV; ++j) full_store[j] = lanes[j] == W;
+        for (int j = 0; j + 1 < nv; ++j) full_store[j] = full_store[j] || lanes[j + 1] >= W - lanes[j];
+        bool whole_tile = nv == NV;
+        for (int j = 0; j < NV; ++j) whole_tile = whole_tile && full_store[j];
+        for (int64_t co0 = 0; co0 < cout; co0 += NC) {
+            const int nc = static_cast<int>(std::min<int64_t>(NC, cout - co0));
+            const float* wc[NC];
+            B acc[NC][NV];
+            // Every loop over acc[][] fully unrolled, so that the
+            // accumulators live in registers (a loop left rolled keeps the
+            // array in memory, loaded and stored around the K loop). They
+            // start from the first k's multiply-add on the bias: set to
+            // the bias before the K loop, GCC kept them on the stack until
+            // its top. (The same rounding: fma(x, w, bias) either way.)
+            {
+                B xv[NV];
+#pragma GCC unroll 8
+                for (int j = 0; j < NV; ++j) xv[j] = B::load_unaligned(src[j] + koff[0]);
 #pragma GCC unroll 8
                 for (int c = 0; c < NC; ++c) {
-                    const int64_t co = co0 + std::min(c, nc - 1);  // past Cout: repeats the last channel, not stored
+                    const int64_t co = co0 + (c < nc ? c : nc - 1);  // past Cout: repeats the last channel, not stored
                     wc[c] = w + co * k;
-                    const B b0(bias ? bias[co] : 0.0f);
+                    const B b0(bias ? bias[co] : 0.0f), wv(wc[c][0]);
 #pragma GCC unroll 8
-                    for (int j = 0; j < NV; ++j) acc[c][j] = b0;
+                    for (int j = 0; j < NV; ++j) acc[c][j] = xsimd::fma(xv[j], wv, b0);
                 }
-                for (int64_t kk = 0; kk < k; ++kk) {
-                    B xv[NV];
+            }
+            for (int64_t kk = 1; kk < k; ++kk) {
+                B xv[NV];
 #pragma GCC unroll 8
-                    for (int j = 0; j < NV; ++j) xv[j] = B::load_unaligned(src[j] + koff[kk]);
+                for (int j = 0; j < NV; ++j) xv[j] = B::load_unaligned(src[j] + koff[kk]);
 #pragma GCC unroll 8
-                    for (int c = 0; c < NC; ++c) {
-                        const B wv(wc[c][kk]);
+                for (int c = 0; c < NC; ++c) {
+                    const B wv(wc[c][kk]);
 #pragma GCC unroll 8
-                        for (int j = 0; j < NV; ++j) acc[c][j] = xsimd::fma(xv[j], wv, acc[c][j]);
-                    }
+                    for (int j = 0; j < NV; ++j) acc[c][j] = xsimd::fma(xv[j], wv, acc[c][j]);
                 }
-                if (nc == NC && whole_tile) {  // the common block: every vector stored whole
+            }
+            if (nc == NC && whole_tile) {  // the common block: every vector stored whole
 #pragma GCC unroll 8
-                    for (int c = 0; c < NC; ++c) {
-                        float* o = out + (co0 + c) * pixels;
-#pragma GCC unroll 8
-                        for (int j = 0; j < NV; ++j) act(acc[c][j]).store_unaligned(o + dst[j]);
-                    }
-                    continue;
-                }
-                // Edges (the last channels, a row's partial vector): through
-                // a buffer, so that acc[][] is only ever indexed by constants
-                // and stays in registers in the common block.
-                alignas(64) float tile[NC * NV * W];
-#pragma GCC unroll 8
-                for (int c = 0; c < NC; ++c)
-#pragma GCC unroll 8
-                    for (int j = 0; j < NV; ++j) act(acc[c][j]).store_aligned(tile + (c * NV + j) * W);
-                for (int c = 0; c < nc; ++c) {
+                for (int c = 0; c < NC; ++c) {
                     float* o = out + (co0 + c) * pixels;
-                    for (int j = 0; j < nv; ++j) {
-                        const float* y = tile + (c * NV + j) * W;
-                        const int n = full_store[j] ? W : lanes[j];
-                        std::memcpy(o + dst[j], y, static_cast<std::size_t>(n) * sizeof(float));
-                    }
+#pragma GCC unroll 8
+                    for (int j = 0; j < NV; ++j) act(acc[c][j]).store_unaligned(o + dst[j]);
+                }
+                continue;
+            }
+            // Edges (the last channels, a row's partial vector): through a
+            // buffer, so that acc[][] is only ever indexed by constants and
+            // stays in registers in the common block.
+            alignas(64) float tile[NC * NV * W];
+#pragma GCC unroll 8
+            for (int c = 0; c < NC; ++c)
+#pragma GCC unroll 8
+                for (int j = 0; j < NV; ++j) act(acc[c][j]).store_aligned(tile + (c * NV + j) * W);
+            for (int c = 0; c < nc; ++c) {
+                float* o = out + (co0 + c) * pixels;
+                for (int j = 0; j < nv; ++j) {
+                    const float* y = tile + (c * NV + j) * W;
+                    const int n = full_store[j] ? W : lanes[j];
+                    std::memcpy(o + dst[j], y, static_cast<std::size_t>(n) * sizeof(float));
                 }
             }
         }
+    }
+}
+
+// One image: tiles outside, channel blocks inside, so that a tile's input
+// stays in registers' reach (L1) for all channels. (Channel blocks
+// outside, each plane written as one stream, measured 1.15x slower on the
+// sensor net's 1->64 layer.)
+template <class B, class Act>
+void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
+                       const float* bias, Act act, float* out) {
+    constexpr int64_t W = static_cast<int64_t>(B::size);
+    const int64_t vecs = g.out_h * ((g.out_w + W - 1) / W);
+    const int64_t tiles = (vecs + shallow_tile_vectors - 1) / shallow_tile_vectors;
+    parallel_for(tiles, 2 * g.out_channels * g.out_h * g.out_w * g.k(), [&](int64_t t0, int64_t t1) {
+        shallow_conv_tiles<B>(g, x, w, koff, bias, act, out, t0, t1);
     });
 }
 
