@@ -64,6 +64,7 @@ struct Tiles2x2 {
     static constexpr int positions = winograd::f23::positions;
     static constexpr int tile_h = winograd::f23::tile_out, tile_w = winograd::f23::tile_out;
     static constexpr int64_t block_tiles = winograd_block_tiles;
+    static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
     int phases() const { return 1; }
     static int64_t tiles_y(const Geometry& g) { return (g.out_h + tile_h - 1) / tile_h; }
     static int64_t tiles_x(const Geometry& g) { return (g.out_w + tile_w - 1) / tile_w; }

@@ -54,6 +54,7 @@ struct Tiles5x5 {
     static constexpr int positions = winograd::positions;  // 36, as F(4x4, 3x3)
     static constexpr int tile_h = winograd::f25::tile_out, tile_w = winograd::f25::tile_out;
     static constexpr int64_t block_tiles = winograd_block_tiles;
+    static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
     int phases() const { return 1; }
     static int64_t tile_count(const Geometry& g) { return Tiles2x2::tile_count(g); }  // the same 2x2 tiles
 

@@ -91,6 +91,7 @@ struct RowTiles {
     static constexpr int positions = winograd::row63::tile_in;  // 8
     static constexpr int tile_h = 1, tile_w = winograd::row63::tile_out;
     static constexpr int64_t block_tiles = winograd_block_tiles;  // 32 and 64 measured no faster
+    static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
 
     int kernel_h = 1, kernel_w = 0;
     int stride = 1;  // along the row: 1 or 2, kernel_w <= 3 x stride

@@ -206,6 +206,24 @@ inline void store_tile_avx512(const simd::FloatBatch* y, float* dst, int64_t pla
         }
     }
 }
+
+// store_tile_avx512 of a whole tile for 8 of its 16 channels: Half 0 the
+// lanes 0-7, Half 1 the lanes 8-15 (see WinogradConv::transform_output).
+template <int Half>
+inline void store_tile_half_avx512(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
+    for (int i = 0; i < tile_out; ++i) {
+        const __m512 c0 = y[i * 4], c1 = y[i * 4 + 1], c2 = y[i * 4 + 2], c3 = y[i * 4 + 3];
+        const __m512 t0 = unpack_lo(c0, c1), t1 = unpack_hi(c0, c1);
+        const __m512 t2 = unpack_lo(c2, c3), t3 = unpack_hi(c2, c3);
+        const __m512 r[4] = {shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t0, t2), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t0, t2),
+                             shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t1, t3), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t1, t3)};
+        float* row = dst + i * out_w;
+        for (int q = 0; q < 4; ++q) {
+            _mm_storeu_ps(row + (8 * Half + q) * plane, lane128<2 * Half>(r[q]));
+            _mm_storeu_ps(row + (8 * Half + 4 + q) * plane, lane128<2 * Half + 1>(r[q]));
+        }
+    }
+}
 #endif
 
 // The input patches of up to `width` tiles, one per lane (see load_patches_portable).
