@@ -185,44 +185,51 @@ SALTED_TILE_INLINE void load_patches_avx512(const float* in, const Patch* tiles,
     }
 }
 
-// store_tile_portable for Rows full rows (4 pixels) of a tile, 16
-// channels (Rows a constant: the loop unrolls). For each tile row, a 4x4 transpose within each 128-bit lane
-// turns four column vectors into 16 four-float row segments, one per channel.
-template <int Rows>
-inline void store_tile_avx512(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
+// Row i of a tile (4 pixels) for 16 channels, y[i * 4 + j] pixel j's
+// channels: a 4x4 transpose within each 128-bit lane turns the four column
+// vectors into r[q], whose 128-bit lane L holds the four pixels of channel
+// 4 * L + q.
+inline void transpose_tile_row(const simd::FloatBatch* y, int i, __m512* r) {
+    const __m512 c0 = y[i * 4], c1 = y[i * 4 + 1], c2 = y[i * 4 + 2], c3 = y[i * 4 + 3];
+    const __m512 t0 = unpack_lo(c0, c1), t1 = unpack_hi(c0, c1);
+    const __m512 t2 = unpack_lo(c2, c3), t3 = unpack_hi(c2, c3);
+    r[0] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t0, t2);
+    r[1] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t0, t2);
+    r[2] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t1, t3);
+    r[3] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t1, t3);
+}
+
+// Rows full rows (4 pixels) of a tile for the channels of 128-bit lanes
+// [First, First + Count): channels 4 * First .. 4 * (First + Count) - 1.
+// All constants, so the loops unroll.
+template <int Rows, int First, int Count>
+inline void store_tile_lanes_avx512(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
+    constexpr bool L0 = First <= 0 && 0 < First + Count, L1 = First <= 1 && 1 < First + Count;
+    constexpr bool L2 = First <= 2 && 2 < First + Count, L3 = First <= 3 && 3 < First + Count;
     for (int i = 0; i < Rows; ++i) {
-        const __m512 c0 = y[i * 4], c1 = y[i * 4 + 1], c2 = y[i * 4 + 2], c3 = y[i * 4 + 3];
-        const __m512 t0 = unpack_lo(c0, c1), t1 = unpack_hi(c0, c1);
-        const __m512 t2 = unpack_lo(c2, c3), t3 = unpack_hi(c2, c3);
-        // r[q], 128-bit lane L: the four pixels of channel 4 * L + q.
-        const __m512 r[4] = {shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t0, t2), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t0, t2),
-                             shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t1, t3), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t1, t3)};
+        __m512 r[4];
+        transpose_tile_row(y, i, r);
         float* row = dst + i * out_w;
         for (int q = 0; q < 4; ++q) {
-            _mm_storeu_ps(row + q * plane, lane128<0>(r[q]));
-            _mm_storeu_ps(row + (4 + q) * plane, lane128<1>(r[q]));
-            _mm_storeu_ps(row + (8 + q) * plane, lane128<2>(r[q]));
-            _mm_storeu_ps(row + (12 + q) * plane, lane128<3>(r[q]));
+            if constexpr (L0) _mm_storeu_ps(row + q * plane, lane128<0>(r[q]));
+            if constexpr (L1) _mm_storeu_ps(row + (4 + q) * plane, lane128<1>(r[q]));
+            if constexpr (L2) _mm_storeu_ps(row + (8 + q) * plane, lane128<2>(r[q]));
+            if constexpr (L3) _mm_storeu_ps(row + (12 + q) * plane, lane128<3>(r[q]));
         }
     }
 }
 
-// store_tile_avx512 of a whole tile for 8 of its 16 channels: Half 0 the
-// lanes 0-7, Half 1 the lanes 8-15 (see WinogradConv::transform_output).
+// store_tile_portable for Rows full rows of a tile, 16 channels.
+template <int Rows>
+inline void store_tile_avx512(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
+    store_tile_lanes_avx512<Rows, 0, 4>(y, dst, plane, out_w);
+}
+
+// A whole tile for 8 of its 16 channels: Half 0 the lanes 0-7, Half 1 the
+// lanes 8-15 (see WinogradConv::transform_output).
 template <int Half>
 inline void store_tile_half_avx512(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
-    for (int i = 0; i < tile_out; ++i) {
-        const __m512 c0 = y[i * 4], c1 = y[i * 4 + 1], c2 = y[i * 4 + 2], c3 = y[i * 4 + 3];
-        const __m512 t0 = unpack_lo(c0, c1), t1 = unpack_hi(c0, c1);
-        const __m512 t2 = unpack_lo(c2, c3), t3 = unpack_hi(c2, c3);
-        const __m512 r[4] = {shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t0, t2), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t0, t2),
-                             shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t1, t3), shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t1, t3)};
-        float* row = dst + i * out_w;
-        for (int q = 0; q < 4; ++q) {
-            _mm_storeu_ps(row + (8 * Half + q) * plane, lane128<2 * Half>(r[q]));
-            _mm_storeu_ps(row + (8 * Half + 4 + q) * plane, lane128<2 * Half + 1>(r[q]));
-        }
-    }
+    store_tile_lanes_avx512<tile_out, 2 * Half, 2>(y, dst, plane, out_w);
 }
 #endif
 
