@@ -355,6 +355,7 @@ TEST_CASE("session: micro-batched runs equal the one-shot run bit for bit") {
         REQUIRE(whole.ok());
         whole->set_micro_batch(1000);
         CHECK(whole->slice_size(7) == 7);
+        CHECK(whole->micro_batches(7) == 1);
         auto y = whole->run(in);
         REQUIRE_MESSAGE(y.ok(), y.message());
         for (int64_t slice : {1, 2, 3, 6, 7, 0}) {
@@ -363,6 +364,8 @@ TEST_CASE("session: micro-batched runs equal the one-shot run bit for bit") {
             REQUIRE(s.ok());
             s->set_micro_batch(slice);
             if (slice > 0) CHECK(s->slice_size(7) == slice);
+            if (slice > 0) CHECK(s->micro_batches(7) == (7 + slice - 1) / slice);
+            CHECK(s->micro_batches(1) == 1);
             auto z = s->run(in);
             REQUIRE_MESSAGE(z.ok(), z.message());
             CHECK(bit_equal(*z, *y));

@@ -136,7 +136,7 @@ Failure cmd_bench(const Args& a) {
     }
     std::printf("model: %s\nbatch %lld", a.model.c_str(), batch);
     if (slice < batch)
-        std::printf(" (in %lld micro-batches of at most %" PRId64 "%s)", (batch + slice - 1) / slice, slice,
+        std::printf(" (in %" PRId64 " micro-batches of at most %" PRId64 "%s)", session->micro_batches(batch), slice,
                     session->last_run_lanes() > 1 ? ", side by side on the threads" : "");
     std::printf(", %d thread%s%s, %lld timed runs after %lld warm-up\n", threads, threads == 1 ? "" : "s",
                 one_thread ? " (adaptive: now running on 1; --fixed-threads to force)" : "", iters, warmup);

@@ -217,6 +217,11 @@ public:
         const int64_t n = micro_batch_ > 0 ? micro_batch_ : auto_micro_batch();
         return std::max<int64_t>(1, std::min(n, batch));
     }
+    // How many micro-batches a run of `batch` items is cut into (1: none).
+    int64_t micro_batches(int64_t batch) {
+        const int64_t slice = slice_size(batch);
+        return (std::max<int64_t>(batch, 1) + slice - 1) / slice;
+    }
 
     // Automatic micro-batch (per lane: threads run micro-batches side by
     // side, so it does not depend on the thread count), the larger of
