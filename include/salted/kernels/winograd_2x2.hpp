@@ -66,6 +66,8 @@ struct Tiles2x2 {
     static constexpr int64_t block_tiles = winograd_block_tiles;
     static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
     int phases() const { return 1; }
+    int patch_rows() const { return winograd::f23::tile_in; }
+    int patch_cols() const { return winograd::f23::tile_in; }
     static int64_t tiles_y(const Geometry& g) { return (g.out_h + tile_h - 1) / tile_h; }
     static int64_t tiles_x(const Geometry& g) { return (g.out_w + tile_w - 1) / tile_w; }
     static int64_t tile_count(const Geometry& g) { return g.batch * tiles_y(g) * tiles_x(g); }

@@ -56,6 +56,8 @@ struct Tiles5x5 {
     static constexpr int64_t block_tiles = winograd_block_tiles;
     static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
     int phases() const { return 1; }
+    int patch_rows() const { return winograd::tile_in; }
+    int patch_cols() const { return winograd::tile_in; }
     static int64_t tile_count(const Geometry& g) { return Tiles2x2::tile_count(g); }  // the same 2x2 tiles
 
     void kernel_transform(const float* weight, int64_t co, int64_t k, int64_t cin, double* u) const {

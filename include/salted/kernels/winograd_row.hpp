@@ -111,6 +111,8 @@ struct RowTiles {
 
     // Transformed channels per input channel: one per (kernel row, phase).
     int phases() const { return kernel_h * stride; }
+    int patch_rows() const { return kernel_h; }
+    int patch_cols() const { return span(); }
     static int64_t tiles_x(const Geometry& g) { return (g.out_w + tile_w - 1) / tile_w; }
     static int64_t tile_count(const Geometry& g) { return g.batch * g.out_h * tiles_x(g); }
     int span() const { return positions * stride; }
