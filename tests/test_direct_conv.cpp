@@ -183,3 +183,55 @@ TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scala
         }
     }
 }
+
+// The compacted image (rows that are not whole vectors) runs the same sums
+// in the same order as the row-by-row kernel: the same bits, with padding
+// on every side, dilated kernel rows and every activation.
+TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convolution") {
+    std::mt19937 rng(11);
+    struct Padded {
+        Case c;  // c.h, c.w: the unpadded image
+        int64_t pad_top, pad_left, pad_bottom, pad_right;
+    };
+    const Padded cases[] = {{{1, 32, 28, 28, 5, 5, 1, 1, 1, 1}, 0, 0, 0, 0},    // LeNet-MNIST: 24-wide rows
+                            {{1, 64, 27, 200, 1, 5, 1, 1, 1, 1}, 0, 0, 0, 0},   // the sensor net: 196
+                            {{3, 10, 11, 5, 2, 3, 1, 1, 2, 1}, 1, 1, 1, 1},     // rows narrower than a vector
+                            {{2, 7, 9, 37, 3, 4, 1, 1, 1, 1}, 2, 0, 1, 3},      // asymmetric padding
+                            {{8, 5, 13, 17, 2, 2, 1, 1, 1, 1}, 0, 1, 0, 0}};   // K = 32
+    const ops::Activation acts[] = {ops::Activation::none(), ops::Activation::relu(),
+                                    ops::Activation::leaky_relu(0.2f)};
+    for (const Padded& pc : cases) {
+        const Case& c = pc.c;
+        CAPTURE(c.w);
+        Case padded = c;
+        padded.h = c.h + pc.pad_top + pc.pad_bottom;
+        padded.w = c.w + pc.pad_left + pc.pad_right;
+        const kernels::DirectConvGeometry g = geometry(padded, padded.h - c.dh * (c.kh - 1),
+                                                       padded.w - c.dw * (c.kw - 1));
+        REQUIRE(kernels::shallow_conv_shape(g.k(), c.sw, c.dw, 1));
+        REQUIRE(kernels::shallow_conv_compacts(g));
+        const std::vector<float> x = random_vector(static_cast<std::size_t>(c.cin * c.h * c.w), rng);
+        std::vector<float> xp(static_cast<std::size_t>(c.cin * padded.h * padded.w + kernels::shallow_conv_slack), 0.0f);
+        for (int64_t ci = 0; ci < c.cin; ++ci)
+            for (int64_t y = 0; y < c.h; ++y)
+                for (int64_t i = 0; i < c.w; ++i)
+                    xp[static_cast<std::size_t>((ci * padded.h + y + pc.pad_top) * padded.w + i + pc.pad_left)] =
+                        x[static_cast<std::size_t>((ci * c.h + y) * c.w + i)];
+        std::vector<float> xc(static_cast<std::size_t>(kernels::shallow_compact_floats(g)), -9.0f);
+        kernels::shallow_compact_image(g, x.data(), c.h, c.w, pc.pad_top, pc.pad_left, xc.data());
+        const std::vector<float> w = random_vector(static_cast<std::size_t>(c.cout * g.k()), rng);
+        const std::vector<float> bias = random_vector(static_cast<std::size_t>(c.cout), rng);
+        std::vector<int32_t> koff(static_cast<std::size_t>(g.k()));
+        kernels::direct_conv_offsets(g, koff.data());
+        for (const ops::Activation& act : acts) {
+            const std::size_t n = static_cast<std::size_t>(c.cout * g.out_h * g.out_w);
+            std::vector<float> rows(n, -7.0f), compact(n, -7.0f);
+            ops::with_activation_kind(act, [&](auto fixed) {
+                kernels::detail::shallow_conv_with<simd::FloatBatch>(g, xp.data(), w.data(), koff.data(), bias.data(),
+                                                                     fixed, rows.data());
+            });
+            kernels::shallow_conv_compacted(g, xc.data(), w.data(), bias.data(), act, compact.data());
+            CHECK(rows == compact);
+        }
+    }
+}

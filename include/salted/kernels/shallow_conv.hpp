@@ -16,13 +16,15 @@
 // activation applied.
 //
 // Rows narrower than a multiple of the vector waste lanes: LeNet on MNIST
-// has 24-wide output rows, two 16-lane vectors computing 32. Where half
-// vectors waste at least a fifth less (there: three 8-lane vectors, 24
-// lanes) and the CPU runs 512-bit multiply-adds as two 256-bit halves
-// (Zen 4: simd::wide_vectors_split()), the kernel runs on them: there they
-// have the same multiply-add rate, and that layer went from 14.7 to 10.6
-// us. Where 512 bits run at once (Zen 5) full vectors win anyway: 10.8-11.6
-// us on half vectors, 8.0-8.8 on full ones.
+// has 24-wide output rows, two 16-lane vectors computing 32. At unit
+// vertical stride the image is compacted instead (shallow_conv_compacts
+// below: no lane wasted). Otherwise, where half vectors waste at least a
+// fifth less (there: three 8-lane vectors, 24 lanes) and the CPU runs
+// 512-bit multiply-adds as two 256-bit halves (Zen 4:
+// simd::wide_vectors_split()), the kernel runs on them: there they have
+// the same multiply-add rate, and that layer went from 14.7 to 10.6 us.
+// Where 512 bits run at once (Zen 5) full vectors win anyway: 10.8-11.6 us
+// on half vectors, 8.0-8.8 on full ones.
 //
 // The input must hold its zero padding and `shallow_conv_slack` readable
 // floats after it: a row's last vector reads up to W - 1 floats past the
@@ -190,6 +192,75 @@ void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float*
 }
 
 }  // namespace detail
+
+// Rows that waste lanes, compacted. A row of out_w pixels takes
+// ceil(out_w / W) vectors; when out_w is not a multiple of W the last one
+// computes lanes that are dropped (LeNet on MNIST: 24-wide rows, 32 lanes
+// computed, a quarter wasted) and tiles end in partial vectors, stored
+// through a buffer. With unit vertical stride the image can instead be
+// copied as C x kw planes of out_w-wide rows,
+//   plane (c, kx), row iy, column ox = padded input (c, iy, ox + kx),
+// so that output pixel p = oy * out_w + ox reads tap (c, ky, kx) at
+// p + ky * dilation_h * out_w of plane (c, kx): consecutive pixels read
+// consecutive floats across row ends, and the image is one row of
+// out_h x out_w pixels with a single partial vector at its end. The copy
+// is about kw times the input (LeNet-MNIST: 13 KiB), written once per
+// image. Measured (bench_layers, 1 thread): LeNet-MNIST conv1 7.8 -> 5.2
+// us; the sensor net's conv1, 196-wide rows (6 % of lanes wasted), 32.3 ->
+// 29.0 us, as it loses its partial vectors.
+// (Its offsets are int32, as the direct convolution's: the copy must stay below 2^31 floats.)
+inline bool shallow_conv_compacts(const DirectConvGeometry& g) {
+    const int64_t copy = g.channels * g.kernel_w * g.in_h * g.out_w;
+    return g.stride_h == 1 && shallow_row_lanes(g.out_w, simd::width) > g.out_w && copy < (int64_t(1) << 31);
+}
+
+// Floats of the compacted image, with the slack its last vector reads past it.
+inline int64_t shallow_compact_floats(const DirectConvGeometry& g) {
+    return g.channels * g.kernel_w * g.in_h * g.out_w + shallow_conv_slack;
+}
+
+// The compacted image (shallow_compact_floats(g) floats at dst) of x [C,
+// h, w], the unpadded image; g's in_h and in_w include the padding.
+inline void shallow_compact_image(const DirectConvGeometry& g, const float* x, int64_t h, int64_t w,
+                                  int64_t pad_top, int64_t pad_left, float* dst) {
+    const int64_t out_w = g.out_w;
+    for (int64_t c = 0; c < g.channels; ++c)
+        for (int64_t kx = 0; kx < g.kernel_w; ++kx)
+            for (int64_t iy = 0; iy < g.in_h; ++iy) {
+                float* row = dst + ((c * g.kernel_w + kx) * g.in_h + iy) * out_w;
+                const int64_t sy = iy - pad_top;
+                // Columns ox whose source ox + kx - pad_left lies in [0, w).
+                const int64_t lo = std::min(out_w, std::max<int64_t>(0, pad_left - kx));
+                const int64_t hi = std::max(lo, std::min(out_w, w + pad_left - kx));
+                if (sy < 0 || sy >= h) {
+                    std::fill(row, row + out_w, 0.0f);
+                    continue;
+                }
+                std::fill(row, row + lo, 0.0f);
+                const float* src = x + (c * h + sy) * w + kx - pad_left;
+                std::copy(src + lo, src + hi, row + lo);
+                std::fill(row + hi, row + out_w, 0.0f);
+            }
+    std::fill(dst + shallow_compact_floats(g) - shallow_conv_slack, dst + shallow_compact_floats(g), 0.0f);
+}
+
+// shallow_conv on an image compacted by shallow_compact_image: the same
+// sums in the same order, over one long row.
+inline void shallow_conv_compacted(const DirectConvGeometry& g, const float* xc, const float* w, const float* bias,
+                                   ops::Activation act, float* out) {
+    int32_t koff[shallow_conv_max_k];
+    int64_t k = 0;
+    for (int64_t c = 0; c < g.channels; ++c)
+        for (int64_t ky = 0; ky < g.kernel_h; ++ky)
+            for (int64_t kx = 0; kx < g.kernel_w; ++kx)
+                koff[k++] = static_cast<int32_t>(((c * g.kernel_w + kx) * g.in_h + ky * g.dilation_h) * g.out_w);
+    DirectConvGeometry row = g;
+    row.out_w = g.out_h * g.out_w;
+    row.out_h = 1;
+    ops::with_activation_kind(act, [&](auto fixed) {
+        detail::shallow_conv_with<simd::FloatBatch>(row, xc, w, koff, bias, fixed, out);
+    });
+}
 
 // out[Cout, out_h, out_w] of one image = act(conv(x) + bias), x the padded
 // input [C, in_h, in_w] plus slack, w the weights [Cout, K] (PyTorch's

@@ -28,7 +28,8 @@
 //  - Shallow convolution (kernels/shallow_conv.hpp) for ungrouped layers
 //    with K = Cin x kh x kw <= 32 and unit stride/dilation along the row
 //    (first layers on 1-3 channel images; not 1x1): lanes along the output
-//    row, no packing.
+//    row, no packing (rows that are not whole vectors: along a copy of the
+//    image compacted so that consecutive pixels read consecutive floats).
 //  - Direct convolution (kernels/direct_conv.hpp) for the other ungrouped
 //    layers with a real kernel (not 1x1), K >= 24 and Cout >= 32 (LeNet,
 //    the sensor net, WideResNet's strided convs): the GEMM's register tile
@@ -360,9 +361,13 @@ private:
                                       (in[3] + p_.pad_left + p_.pad_right) < (int64_t(1) << 31);
     }
     int64_t direct_table_floats() const { return (k_ + 15) / 16 * 16; }  // int32 offsets, one float each
-    static int64_t direct_slot_floats(const kernels::DirectConvGeometry& g) {
-        return (g.channels * g.in_h * g.in_w + kernels::shallow_conv_slack + 15) / 16 * 16;
+    int64_t direct_slot_floats(const kernels::DirectConvGeometry& g) const {
+        const int64_t padded = g.channels * g.in_h * g.in_w + kernels::shallow_conv_slack;
+        const int64_t floats = compacts(g) ? kernels::shallow_compact_floats(g) : padded;
+        return (floats + 15) / 16 * 16;
     }
+    // Whether the shallow path runs on a compacted copy of each image (kernels/shallow_conv.hpp).
+    bool compacts(const kernels::DirectConvGeometry& g) const { return shallow_ && kernels::shallow_conv_compacts(g); }
     kernels::DirectConvGeometry direct_geometry(const Shape& in, const Shape& os) const {
         kernels::DirectConvGeometry g;
         g.channels = p_.in_channels;
@@ -392,6 +397,12 @@ private:
         const int64_t in_image = p_.in_channels * h * w, out_image = p_.out_channels * os[2] * os[3];
         auto image = [&](int64_t n, float* slot) {
             const float* x = in.data + n * in_image;
+            if (compacts(g)) {
+                kernels::shallow_compact_image(g, x, h, w, p_.pad_top, p_.pad_left, slot);
+                kernels::shallow_conv_compacted(g, slot, direct_packed_.data(), bias_.data(), p_.activation,
+                                                out.data + n * out_image);
+                return;
+            }
             if (copies_image()) {
                 std::fill(slot, slot + direct_slot_floats(g), 0.0f);
                 for (int64_t c = 0; c < g.channels; ++c)
