@@ -133,6 +133,27 @@ TEST_CASE("direct_conv gives the same bits on 1, 2 and 3 threads") {
     set_parallel_min_flops(default_parallel_min_flops);
 }
 
+namespace {
+
+const ops::Activation all_activations[] = {ops::Activation::none(), ops::Activation::relu(),
+                                           ops::Activation::leaky_relu(0.2f)};
+
+// Random weights [Cout, K] and bias for a shallow layer, and its offset table.
+struct ShallowLayer {
+    std::vector<float> w, bias;
+    std::vector<int32_t> koff;
+};
+ShallowLayer shallow_layer(const kernels::DirectConvGeometry& g, std::mt19937& rng) {
+    ShallowLayer l;
+    l.w = random_vector(static_cast<std::size_t>(g.out_channels * g.k()), rng);
+    l.bias = random_vector(static_cast<std::size_t>(g.out_channels), rng);
+    l.koff.resize(static_cast<std::size_t>(g.k()));
+    kernels::direct_conv_offsets(g, l.koff.data());
+    return l;
+}
+
+}  // namespace
+
 // The shallow convolution picks half or full vectors by CPU
 // (simd::wide_vectors_split()), so conv2d's tests reach only one of them on
 // a given machine. Both, called directly here, must give the same bits, and
@@ -142,8 +163,6 @@ TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scala
     // Output widths: 24 (half vectors' case), 13, 196 (row spill), 5.
     const Case cases[] = {{1, 32, 28, 28, 5, 5, 1, 1, 1, 1}, {2, 16, 20, 17, 3, 5, 2, 1, 1, 1},
                           {1, 64, 3, 200, 1, 5, 1, 1, 1, 1}, {1, 5, 9, 9, 3, 5, 1, 1, 2, 1}};
-    const ops::Activation acts[] = {ops::Activation::none(), ops::Activation::relu(),
-                                    ops::Activation::leaky_relu(0.2f)};
     for (const Case& c : cases) {
         CAPTURE(c.cin);
         CAPTURE(c.w);
@@ -152,29 +171,26 @@ TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scala
         REQUIRE(kernels::shallow_conv_shape(g.k(), c.sw, c.dw, 1));
         std::vector<float> x = random_vector(static_cast<std::size_t>(c.cin * c.h * c.w + kernels::shallow_conv_slack),
                                              rng);
-        const std::vector<float> w = random_vector(static_cast<std::size_t>(c.cout * g.k()), rng);
-        const std::vector<float> bias = random_vector(static_cast<std::size_t>(c.cout), rng);
-        std::vector<int32_t> koff(static_cast<std::size_t>(g.k()));
-        kernels::direct_conv_offsets(g, koff.data());
-        for (const ops::Activation& act : acts) {
+        const ShallowLayer l = shallow_layer(g, rng);
+        for (const ops::Activation& act : all_activations) {
             const std::size_t n = static_cast<std::size_t>(c.cout * g.out_h * g.out_w);
             std::vector<float> half(n, -7.0f), full(n, -7.0f);
             ops::with_activation_kind(act, [&](auto fixed) {
-                kernels::detail::shallow_conv_with<kernels::HalfFloatBatch>(g, x.data(), w.data(), koff.data(),
-                                                                            bias.data(), fixed, half.data());
-                kernels::detail::shallow_conv_with<simd::FloatBatch>(g, x.data(), w.data(), koff.data(), bias.data(),
-                                                                     fixed, full.data());
+                kernels::detail::shallow_conv_with<kernels::HalfFloatBatch>(g, x.data(), l.w.data(), l.koff.data(),
+                                                                            l.bias.data(), fixed, half.data());
+                kernels::detail::shallow_conv_with<simd::FloatBatch>(g, x.data(), l.w.data(), l.koff.data(),
+                                                                     l.bias.data(), fixed, full.data());
             });
             CHECK(half == full);
             double worst = 0;
             for (int64_t co = 0; co < c.cout; ++co)
                 for (int64_t oy = 0; oy < g.out_h; ++oy)
                     for (int64_t ox = 0; ox < g.out_w; ++ox) {
-                        double s = bias[static_cast<std::size_t>(co)];
+                        double s = l.bias[static_cast<std::size_t>(co)];
                         for (int64_t ci = 0; ci < c.cin; ++ci)
                             for (int64_t ky = 0; ky < c.kh; ++ky)
                                 for (int64_t kx = 0; kx < c.kw; ++kx)
-                                    s += double(w[static_cast<std::size_t>(((co * c.cin + ci) * c.kh + ky) * c.kw + kx)]) *
+                                    s += double(l.w[static_cast<std::size_t>(((co * c.cin + ci) * c.kh + ky) * c.kw + kx)]) *
                                          x[static_cast<std::size_t>((ci * c.h + oy * c.sh + ky * c.dh) * c.w + ox + kx)];
                         const float want = act.apply(static_cast<float>(s));
                         worst = std::max(worst, std::fabs(double(full[static_cast<std::size_t>((co * g.out_h + oy) * g.out_w + ox)]) - want));
@@ -198,8 +214,6 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
                             {{3, 10, 11, 5, 2, 3, 1, 1, 2, 1}, 1, 1, 1, 1},     // rows narrower than a vector
                             {{2, 7, 9, 37, 3, 4, 1, 1, 1, 1}, 2, 0, 1, 3},      // asymmetric padding
                             {{8, 5, 13, 17, 2, 2, 1, 1, 1, 1}, 0, 1, 0, 0}};   // K = 32
-    const ops::Activation acts[] = {ops::Activation::none(), ops::Activation::relu(),
-                                    ops::Activation::leaky_relu(0.2f)};
     for (const Padded& pc : cases) {
         const Case& c = pc.c;
         CAPTURE(c.w);
@@ -219,18 +233,15 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
                         x[static_cast<std::size_t>((ci * c.h + y) * c.w + i)];
         std::vector<float> xc(static_cast<std::size_t>(kernels::shallow_compact_floats(g)), -9.0f);
         kernels::shallow_compact_image(g, x.data(), c.h, c.w, pc.pad_top, pc.pad_left, xc.data());
-        const std::vector<float> w = random_vector(static_cast<std::size_t>(c.cout * g.k()), rng);
-        const std::vector<float> bias = random_vector(static_cast<std::size_t>(c.cout), rng);
-        std::vector<int32_t> koff(static_cast<std::size_t>(g.k()));
-        kernels::direct_conv_offsets(g, koff.data());
-        for (const ops::Activation& act : acts) {
+        const ShallowLayer l = shallow_layer(g, rng);
+        for (const ops::Activation& act : all_activations) {
             const std::size_t n = static_cast<std::size_t>(c.cout * g.out_h * g.out_w);
             std::vector<float> rows(n, -7.0f), compact(n, -7.0f);
             ops::with_activation_kind(act, [&](auto fixed) {
-                kernels::detail::shallow_conv_with<simd::FloatBatch>(g, xp.data(), w.data(), koff.data(), bias.data(),
-                                                                     fixed, rows.data());
+                kernels::detail::shallow_conv_with<simd::FloatBatch>(g, xp.data(), l.w.data(), l.koff.data(),
+                                                                     l.bias.data(), fixed, rows.data());
             });
-            kernels::shallow_conv_compacted(g, xc.data(), w.data(), bias.data(), act, compact.data());
+            kernels::shallow_conv_compacted(g, xc.data(), l.w.data(), l.bias.data(), act, compact.data());
             CHECK(rows == compact);
         }
     }
