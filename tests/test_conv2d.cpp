@@ -193,7 +193,7 @@ TEST_CASE("conv2d direct path matches ref over a generated grid, on 1 and 2 thre
     CHECK(direct > 40);
 }
 
-// First layers: K = Cin x kh x kw <= 32 at unit row stride (WideResNet's
+// First layers: K = Cin x kh x kw <= 128 at unit row stride (WideResNet's
 // 3->16 3x3 stem, LeNet's 1->32 5x5 on MNIST, the sensor net's 1->64 (1,5)).
 TEST_CASE("conv2d shallow path matches ref: short patches, partial row vectors, padding, column strides") {
     struct Case {

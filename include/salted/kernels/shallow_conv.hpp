@@ -1,7 +1,7 @@
-// Shallow convolution: layers whose patch is short (K = Cin x kh x kw <= 32,
-// unit stride and dilation along the row): the first layer of a network,
-// on a 1- or 3-channel image (the WideResNet stem, LeNet on MNIST, the
-// sensor net's first (1,5) conv).
+// Shallow convolution: layers whose patch is short (K = Cin x kh x kw <=
+// 128, unit stride and dilation along the row): the first layer of a
+// network, on a 1- or 3-channel image (the WideResNet stem, LeNet's 3->32
+// 5x5 and 1->32 5x5 on MNIST, the sensor net's first (1,5) conv).
 //
 // Why: with K this small a GEMM does a few multiply-adds per output and
 // everything else is overhead. im2col packs K floats per pixel to feed
@@ -44,10 +44,15 @@
 namespace salted {
 namespace kernels {
 
-constexpr int64_t shallow_conv_max_k = 32;
+// Up to 32 at first; from 33 to 128 (LeNet-CIFAR's conv1, K = 75, and its
+// salted twin, K = 100) the direct convolution tied with it until rows were
+// compacted (shallow_conv_compacts), and lost after: 23.4 -> 20.1 us, salted
+// 29.5 -> 26.7, at batch 64 1684 -> 1364 us (5 alternated bench_layers
+// rounds); the LeNet models 2.5 % faster at b1 and b64.
+constexpr int64_t shallow_conv_max_k = 128;
 constexpr int64_t shallow_conv_slack = static_cast<int64_t>(simd::width);
 
-// Which layers take it: ungrouped, K <= 32, unit stride and dilation along
+// Which layers take it: ungrouped, K <= 128, unit stride and dilation along
 // the row (the loads are contiguous); any stride and dilation down the columns.
 inline bool shallow_conv_shape(int64_t k, int64_t stride_w, int64_t dilation_w, int64_t groups) {
     return groups == 1 && k <= shallow_conv_max_k && stride_w == 1 && dilation_w == 1;

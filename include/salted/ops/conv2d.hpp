@@ -26,7 +26,7 @@
 //    (3,5) layers), when the output has >= 8 tiles of 1 x 6: kw / 2.67 fewer
 //    multiplies.
 //  - Shallow convolution (kernels/shallow_conv.hpp) for ungrouped layers
-//    with K = Cin x kh x kw <= 32 and unit stride/dilation along the row
+//    with K = Cin x kh x kw <= 128 and unit stride/dilation along the row
 //    (first layers on 1-3 channel images; not 1x1): lanes along the output
 //    row, no packing (rows that are not whole vectors: along a copy of the
 //    image compacted so that consecutive pixels read consecutive floats).
