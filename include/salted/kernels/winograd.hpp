@@ -428,10 +428,8 @@ private:
                                  tiles_.patch_cols();
             const int64_t hi = std::min({last, image + plane, lo + prefetch_max_floats});
             for (int64_t c = 0; c < cin_; ++c) {
-                if (prefetch && c + prefetch_channels_ahead < cin_) {
-                    const float* ahead = in + (c + prefetch_channels_ahead) * plane;
-                    for (int64_t i = lo; i < hi; i += 16) __builtin_prefetch(ahead + i, 0, 3);
-                }
+                if (prefetch && c + prefetch_channels_ahead < cin_)
+                    for (int64_t i = lo; i < hi; i += 16) prefetch_ahead(in, (c + prefetch_channels_ahead) * plane + i);
                 tiles_.transform_input(g, in, patches + r0, lanes, c, [&](int ph, const simd::FloatBatch* tv) {
                     for (int xi = 0; xi < P; ++xi)
                         store_lanes(tv[xi], v + xi * xi_stride + (ph * cin_ + c) * MR, panel_stride, r0);
