@@ -173,7 +173,7 @@ def worker_env(engine, threads):
 
 
 # ----------------------------------------------------------------------------
-# Measurement of one group: a model family x batch x threads [x contended]
+# Measurement of one group: a model family x batch [x contended], every thread count
 # ----------------------------------------------------------------------------
 
 def start_spinner(cpu):
@@ -206,12 +206,19 @@ def loadavg():
         return ["?", "?", "?"]
 
 
-def measure_group(models, batch, threads, contended, args, out, log):
-    """Returns {model: row} for one group; every (model, engine) is interleaved."""
-    tag = f"b{batch}_t{threads}" + ("_contended" if contended else "")
+def measure_group(models, batch, thread_counts, contended, args, out, log):
+    """Returns {(model, threads): row} for one group; every (model, threads, engine) is interleaved.
+
+    All thread counts share one group so that a speedup (2 threads over 1) is
+    a ratio of medians taken in the same minutes: on a shared host the speed
+    of every engine drifts by 10-40 % between groups measured minutes apart
+    (2026-12-07 08:11: every engine's LeNet batch-1 runs 1.1-1.6x slower in
+    the 2-thread group than in the 1-thread group before it)."""
+    def tag(threads):
+        return f"b{batch}_t{threads}" + ("_contended" if contended else "")
     runs = args.runs_b64 if batch >= 64 else args.runs
-    rows = {m: {"model": m, "label": registry.label(m), "batch": batch, "threads": threads, "contended": contended,
-                "engines": {}, "errors": {}, "load_before": loadavg()} for m in models}
+    rows = {(m, t): {"model": m, "label": registry.label(m), "batch": batch, "threads": t, "contended": contended,
+                     "engines": {}, "errors": {}, "load_before": loadavg()} for m in models for t in thread_counts}
     spinner = None
     workers = []
     try:
@@ -219,22 +226,24 @@ def measure_group(models, batch, threads, contended, args, out, log):
             spinner = start_spinner((os.cpu_count() or 1) - 1)
             time.sleep(0.2)
             if spinner.poll() is not None:
-                for m in models:
-                    rows[m]["errors"]["contended"] = "the busy-loop process for --contended exited at once"
+                for row in rows.values():
+                    row["errors"]["contended"] = "the busy-loop process for --contended exited at once"
                 models = []  # measure nothing; the error is reported below
-        for m in models:
-            for e in args.engine_list:
-                try:
-                    w = Worker(e, m, worker_command(e, m, batch, threads, args), worker_env(e, threads),
-                               out / "logs" / f"{m}_{tag}_{e}.log")
-                    workers.append(w)
-                except WorkerError as err:
-                    rows[m]["errors"][e] = str(err)
+        for t in thread_counts:
+            for m in models:
+                for e in args.engine_list:
+                    try:
+                        w = Worker(e, m, worker_command(e, m, batch, t, args), worker_env(e, t),
+                                   out / "logs" / f"{m}_{tag(t)}_{e}.log")
+                        w.threads, w.row = t, rows[(m, t)]
+                        workers.append(w)
+                    except WorkerError as err:
+                        rows[(m, t)]["errors"][e] = str(err)
         for w in list(workers):
             try:
                 w.wait_ready()
             except WorkerError as err:
-                rows[w.model]["errors"][w.engine] = str(err)
+                w.row["errors"][w.engine] = str(err)
                 w.close()
                 workers.remove(w)
         # Warm-up, one worker at a time: up to --warmup runs, at least 2, and
@@ -248,44 +257,45 @@ def measure_group(models, batch, threads, contended, args, out, log):
                 w.warmup = warm
                 w.block = max(1, min(args.block, int(args.block_seconds * 1e3 / max(w.est_ms, 1e-3))))
             except WorkerError as err:
-                rows[w.model]["errors"][w.engine] = str(err)
+                w.row["errors"][w.engine] = str(err)
                 w.close()
                 workers.remove(w)
-        gap = (args.gap_ms if args.gap_ms is not None else (50 if threads > 1 else 0)) / 1e3
+        def gap(w):  # after a turn of w
+            return (args.gap_ms if args.gap_ms is not None else (50 if w.threads > 1 else 0)) / 1e3
         r = 0
         while any(len(w.samples) < runs for w in workers):
             k = r % len(workers)
             for w in workers[k:] + workers[:k]:
-                if len(w.samples) >= runs or w.engine in rows[w.model]["errors"]:
+                if len(w.samples) >= runs or w.engine in w.row["errors"]:
                     continue
                 try:
                     w.samples += w.run(min(w.block, runs - len(w.samples)))
                 except WorkerError as err:
-                    rows[w.model]["errors"][w.engine] = str(err)
+                    w.row["errors"][w.engine] = str(err)
                     w.samples = w.samples + [float("nan")] * (runs - len(w.samples))  # stop asking it
-                if gap:
-                    time.sleep(gap)
+                if gap(w):
+                    time.sleep(gap(w))
             r += 1
         for w in workers:
-            if w.engine in rows[w.model]["errors"]:
+            if w.engine in w.row["errors"]:
                 continue
-            path = out / "outputs" / f"{w.model}_{tag}_{w.engine}.npy"
+            path = out / "outputs" / f"{w.model}_{tag(w.threads)}_{w.engine}.npy"
             try:
                 w.output(path)
-                rows[w.model]["engines"][w.engine] = {"stats": stats(w.samples), "samples_ms": w.samples,
+                w.row["engines"][w.engine] = {"stats": stats(w.samples), "samples_ms": w.samples,
                                                       "warmup_ms": getattr(w, "warmup", []), "block": w.block,
                                                       "info": w.info, "output": str(path)}
             except WorkerError as err:
-                rows[w.model]["errors"][w.engine] = str(err)
+                w.row["errors"][w.engine] = str(err)
     finally:
         for w in workers:
             w.close()
         stop_process(spinner)
-    for m in rows:
-        rows[m]["load_after"] = loadavg()
-        rows[m]["agreement"] = check_agreement(rows[m], args.tol)
-        for e, msg in rows[m]["errors"].items():
-            log(f"compare: ERROR: {registry.label(m)} b{batch} t{threads}{' contended' if contended else ''}: {msg}")
+    for (m, t), row in rows.items():
+        row["load_after"] = loadavg()
+        row["agreement"] = check_agreement(row, args.tol)
+        for e, msg in row["errors"].items():
+            log(f"compare: ERROR: {registry.label(m)} b{batch} t{t}{' contended' if contended else ''}: {msg}")
     return rows
 
 
@@ -568,9 +578,9 @@ def main(argv=None):
     dirty = sh(f"git -C {shlex.quote(str(ROOT))} status --porcelain -- include")
     salted_src = f"commit {head}" + (" + uncommitted changes under include/" if dirty else "")
     uptime_before, busy_before = sh("uptime"), busy_processes()
-    configs = [] if args.contended_only else [(t, False) for t in threads]
+    configs = [] if args.contended_only else [(threads, False)]
     if args.contended or args.contended_only:
-        configs.append((args.contended_threads, True))
+        configs.append(([args.contended_threads], True))
     families = []
     for n in names:
         if registry.family(n) not in families:
@@ -584,11 +594,11 @@ def main(argv=None):
         for b in batches:
             for fam in families:
                 group = [n for n in names if registry.family(n) == fam]
-                for t, contended in configs:
-                    log(f"compare: {fam} ({','.join(group)}) batch {b}, {t} thread(s){', contended' if contended else ''} "
-                        f"[{time.monotonic() - t_start:.0f} s, load {' '.join(loadavg())}]")
-                    rows = measure_group(group, b, t, contended, args, out, log)
-                    all_rows += [rows[n] for n in group]
+                for ts, contended in configs:
+                    log(f"compare: {fam} ({','.join(group)}) batch {b}, {','.join(map(str, ts))} thread(s)"
+                        f"{', contended' if contended else ''} [{time.monotonic() - t_start:.0f} s, load {' '.join(loadavg())}]")
+                    rows = measure_group(group, b, ts, contended, args, out, log)
+                    all_rows += [rows[(n, t)] for t in ts for n in group]
     except KeyboardInterrupt:
         log("compare: interrupted; writing what was measured")
 
@@ -615,7 +625,8 @@ def main(argv=None):
         f"torch.set_num_threads(threads), OMP_WAIT_POLICY={ti.get('omp_wait_policy', '?')}, "
         f"OPENBLAS_NUM_THREADS=threads, BLAS mapped: {', '.join(os.path.basename(p) for p in ti.get('blas', [])) or '?'} "
         f"({os.path.dirname(ti['blas'][0]) if ti.get('blas') else '?'})",
-        f"- protocol: per model family x batch x threads, all engines on all models of the family run as separate "
+        f"- protocol: per model family x batch, all engines on all models of the family at every thread count "
+        f"(contended: a group of its own) run as separate "
         f"processes on the same inputs; warm-up up to {args.warmup} runs / {args.warmup_seconds:g} s each; then "
         f"turns of up to {args.block} runs (<= {args.block_seconds:g} s) per engine, order rotated every round, "
         f"until each has {args.runs} samples ({args.runs_b64} for batch >= 64); pause between turns "
