@@ -74,43 +74,46 @@ TEST_CASE("blocked im2col panels equal the scalar twin, including edge panels") 
     using kernels::ConvGeometry;
     uint32_t seed = 1000;
     int panels_checked = 0;
-    for (int64_t stride_w = 1; stride_w <= 3; ++stride_w)
-        for (int64_t dil = 1; dil <= 2; ++dil)
-            for (int64_t pad = 0; pad <= 2; ++pad)
-                for (int64_t in_w : {1, 5, 16, 23, 40}) {
-                    ConvGeometry g;
-                    g.channels = 3;
-                    g.in_h = 6;
-                    g.in_w = in_w;
-                    g.kernel_h = 3;
-                    g.kernel_w = 3;
-                    g.stride_h = 1 + (seed++ % 2);
-                    g.stride_w = stride_w;
-                    g.dilation_h = dil;
-                    g.dilation_w = dil;
-                    g.pad_top = pad;
-                    g.pad_left = pad;
-                    const int64_t span_h = g.in_h + 2 * pad - dil * 2 - 1, span_w = in_w + 2 * pad - dil * 2 - 1;
-                    if (span_h < 0 || span_w < 0) continue;
-                    g.out_h = span_h / g.stride_h + 1;
-                    g.out_w = span_w / stride_w + 1;
-                    auto input = random_floats(g.channels * g.in_h * g.in_w, seed);
-                    kernels::Im2colB src;
-                    src.input = input.data();
-                    src.g = g;
-                    const int64_t n = g.out_h * g.out_w;
-                    std::vector<float> ours(g.k() * kernels::gemm_nr), want(ours.size());
-                    for (int64_t p = 0; p * kernels::gemm_nr < n; ++p) {
-                        const int cols = static_cast<int>(std::min<int64_t>(kernels::gemm_nr, n - p * kernels::gemm_nr));
-                        std::fill(ours.begin(), ours.end(), NAN);
-                        src.pack(p, cols, ours.data());
-                        kernels::ref::im2col_panel(input.data(), g, p, cols, want.data());
-                        INFO("stride_w=" << stride_w << " dil=" << dil << " pad=" << pad << " in_w=" << in_w
-                                         << " panel=" << p);
-                        CHECK(ours == want);
-                        ++panels_checked;
+    for (int64_t kernel : {1, 3})
+        for (int64_t stride_w = 1; stride_w <= 3; ++stride_w)
+            for (int64_t dil = 1; dil <= 2; ++dil)
+                for (int64_t pad = 0; pad <= 2; ++pad)
+                    for (int64_t in_w : {1, 5, 16, 23, 40, 64}) {
+                        ConvGeometry g;
+                        g.channels = 3;
+                        g.in_h = 6;
+                        g.in_w = in_w;
+                        g.kernel_h = kernel;
+                        g.kernel_w = kernel;
+                        g.stride_h = 1 + (seed++ % 2);
+                        g.stride_w = stride_w;
+                        g.dilation_h = dil;
+                        g.dilation_w = dil;
+                        g.pad_top = pad;
+                        g.pad_left = pad;
+                        const int64_t reach = dil * (kernel - 1) + 1;
+                        const int64_t span_h = g.in_h + 2 * pad - reach, span_w = in_w + 2 * pad - reach;
+                        if (span_h < 0 || span_w < 0) continue;
+                        g.out_h = span_h / g.stride_h + 1;
+                        g.out_w = span_w / stride_w + 1;
+                        auto input = random_floats(g.channels * g.in_h * g.in_w, seed);
+                        kernels::Im2colB src;
+                        src.input = input.data();
+                        src.g = g;
+                        const int64_t n = g.out_h * g.out_w;
+                        std::vector<float> ours(g.k() * kernels::gemm_nr), want(ours.size());
+                        for (int64_t p = 0; p * kernels::gemm_nr < n; ++p) {
+                            const int cols =
+                                static_cast<int>(std::min<int64_t>(kernels::gemm_nr, n - p * kernels::gemm_nr));
+                            std::fill(ours.begin(), ours.end(), NAN);
+                            src.pack(p, cols, ours.data());
+                            kernels::ref::im2col_panel(input.data(), g, p, cols, want.data());
+                            INFO("kernel=" << kernel << " stride_w=" << stride_w << " dil=" << dil << " pad=" << pad
+                                           << " in_w=" << in_w << " panel=" << p);
+                            CHECK(ours == want);
+                            ++panels_checked;
+                        }
                     }
-                }
     CHECK(panels_checked > 100);
 }
 
