@@ -82,19 +82,16 @@ inline bool use_half_vectors(int64_t out_w) {
 
 namespace detail {
 
-// A tile: NV vectors of output pixels by NC output channels, 16 accumulators.
-constexpr int shallow_tile_vectors = 4, shallow_tile_channels = 4;
-
 // Tiles [t0, t1) of one image on vectors of type B (W lanes): NV vectors
 // of output pixels by NC channels. Act: an ops::FixedActivation (no branch
 // on the kind per stored vector). Everything by value: the vector stores
 // may alias any memory, so GCC reloads whatever it reaches through a
 // reference or a lambda's captures after each one (it did, the output
 // pointer, for every stored vector).
-template <class B, class Act>
+template <class B, int NV, int NC, class Act>
 void shallow_conv_tiles(const DirectConvGeometry g, const float* x, const float* w, const int32_t* koff,
                         const float* bias, Act act, float* out, int64_t t0, int64_t t1) {
-    constexpr int W = static_cast<int>(B::size), NV = shallow_tile_vectors, NC = shallow_tile_channels;
+    constexpr int W = static_cast<int>(B::size);
     const int64_t k = g.k(), pixels = g.out_h * g.out_w, cout = g.out_channels, out_w = g.out_w;
     const int64_t per_row = (out_w + W - 1) / W, vecs = g.out_h * per_row, row_step = g.stride_h * g.in_w;
     for (int64_t t = t0; t < t1; ++t) {
@@ -185,15 +182,42 @@ void shallow_conv_tiles(const DirectConvGeometry g, const float* x, const float*
 // stays in registers' reach (L1) for all channels. (Channel blocks
 // outside, each plane written as one stream, measured 1.15x slower on the
 // sensor net's 1->64 layer.)
+template <class B, int NV, int NC, class Act>
+void shallow_conv_tiled(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
+                        const float* bias, Act act, float* out) {
+    constexpr int64_t W = static_cast<int64_t>(B::size);
+    const int64_t vecs = g.out_h * ((g.out_w + W - 1) / W);
+    const int64_t tiles = (vecs + NV - 1) / NV;
+    parallel_for(tiles, 2 * g.out_channels * g.out_h * g.out_w * g.k(), [&](int64_t t0, int64_t t1) {
+        shallow_conv_tiles<B, NV, NC>(g, x, w, koff, bias, act, out, t0, t1);
+    });
+}
+
+// The tile: 4 vectors of output pixels by 4 channels (16 accumulators), or
+// 3 by 8 (24) on targets with 32 vector registers when the patch is long
+// and Cout a multiple of 8. The longer tile loads 11 values per 24
+// multiply-adds against 8 per 16; LeNet's first layers (K = 25-100) ran
+// 1-5 % faster on it (9 alternated bench_layers rounds). On short patches
+// the stores dominate and 4-vector (256-byte) runs per plane write better:
+// the sensor net's K = 5 layer tied at batch 1 and ran 1.42x slower at
+// batch 64, where its 86 MB output streams to memory.
+constexpr int64_t shallow_long_tile_min_k = 16;
+#if defined(__AVX512F__) || defined(__aarch64__)
+constexpr bool shallow_has_32_registers = true;
+#else
+constexpr bool shallow_has_32_registers = false;
+#endif
+inline bool shallow_long_tile(const DirectConvGeometry& g) {
+    return shallow_has_32_registers && g.k() >= shallow_long_tile_min_k && g.out_channels % 8 == 0;
+}
+
 template <class B, class Act>
 void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
                        const float* bias, Act act, float* out) {
-    constexpr int64_t W = static_cast<int64_t>(B::size);
-    const int64_t vecs = g.out_h * ((g.out_w + W - 1) / W);
-    const int64_t tiles = (vecs + shallow_tile_vectors - 1) / shallow_tile_vectors;
-    parallel_for(tiles, 2 * g.out_channels * g.out_h * g.out_w * g.k(), [&](int64_t t0, int64_t t1) {
-        shallow_conv_tiles<B>(g, x, w, koff, bias, act, out, t0, t1);
-    });
+    if (shallow_long_tile(g))
+        shallow_conv_tiled<B, 3, 8>(g, x, w, koff, bias, act, out);
+    else
+        shallow_conv_tiled<B, 4, 4>(g, x, w, koff, bias, act, out);
 }
 
 }  // namespace detail
