@@ -386,10 +386,10 @@ def render(all_rows, args, meta):
         if not rows:
             continue
         if contended:
-            lines += ["", f"Contended: {args.contended_threads} threads while another process keeps CPU "
-                      f"{(os.cpu_count() or 1) - 1} busy (a pinned busy loop). The engine's own "
-                      "uncontended 1-thread time / this time, in square brackets (< 1: slower than with one thread; a collapse "
-                      "would be << 1).", ""]
+            lines += ["", f"Contended: {args.contended_threads} threads, and 1 thread, while another process keeps CPU "
+                      f"{(os.cpu_count() or 1) - 1} busy (a pinned busy loop), interleaved in one group. In square "
+                      "brackets: the engine's own 1-thread time under the same busy loop / this time (< 1: slower than "
+                      "with one thread; a collapse would be << 1).", ""]
             h = ["model", "batch", "threads"] + [f"{ENGINE_TITLE[e]} ms [1-thread / this]" for e in eng] + [
                 "salted / best peer", "salted / standard", "max rel diff"]
         else:
@@ -405,9 +405,12 @@ def render(all_rows, args, meta):
             agree = ("-" if ag["max_rel"] is None else f"{ag['max_rel']:.1e}") + ("" if ag["ok"] else " DISAGREE")
             cells = [r["label"], str(r["batch"]), str(r["threads"])]
             if contended:
+                # The 1-thread reference measured under the same busy loop (runs
+                # before 2026-12-07 10:40 had none: then the uncontended group's).
+                one = idx.get((r["model"], r["batch"], 1, True)) or idx.get((r["model"], r["batch"], 1, False))
                 for e in eng:
-                    one = idx.get((r["model"], r["batch"], 1, False))
-                    cells.append(f"{time_cell(r, e)} [{ratio(med(one, e) if one else None, med(r, e))}]")
+                    bracket = ratio(med(one, e) if one else None, med(r, e)) if r["threads"] > 1 else "-"
+                    cells.append(f"{time_cell(r, e)} [{bracket}]")
                 cells += [ratio(s, best_peer(r)), overhead, agree]
             else:
                 ncnn = registry.ncnn_b1_ms(r["model"]) if r["batch"] == 1 and r["threads"] == 1 else "-"
@@ -488,7 +491,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=50, help="timed runs per engine and configuration (default 50)")
     ap.add_argument("--runs-b64", type=int, default=None, help="timed runs for batch >= 64 (default: --runs)")
     ap.add_argument("--contended", action="store_true",
-                    help="also measure --contended-threads threads while a busy loop holds one CPU (separate table)")
+                    help="also measure --contended-threads threads and 1 thread while a busy loop holds one CPU (separate table)")
     ap.add_argument("--contended-only", action="store_true", help="only the contended measurement")
     ap.add_argument("--contended-threads", type=int, default=2)
     ap.add_argument("--engines", default="salted,ort,torch")
@@ -580,7 +583,7 @@ def main(argv=None):
     uptime_before, busy_before = sh("uptime"), busy_processes()
     configs = [] if args.contended_only else [(threads, False)]
     if args.contended or args.contended_only:
-        configs.append(([args.contended_threads], True))
+        configs.append((sorted({1, args.contended_threads}), True))
     families = []
     for n in names:
         if registry.family(n) not in families:
