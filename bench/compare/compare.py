@@ -211,7 +211,7 @@ def measure_group(models, batch, thread_counts, contended, args, out, log):
 
     All thread counts share one group so that a speedup (2 threads over 1) is
     a ratio of medians taken in the same minutes: on a shared host the speed
-    of every engine drifts by 10-40 % between groups measured minutes apart
+    of every engine drifts by 10-60 % between groups measured minutes apart
     (2026-12-07 08:11: every engine's LeNet batch-1 runs 1.1-1.6x slower in
     the 2-thread group than in the 1-thread group before it)."""
     def tag(threads):

@@ -15,8 +15,9 @@
 // minutes, so that drift on a shared host decided (bench/compare, 12-07:
 // WideResNet-28-3 at batch 1 kept the pool and ran 0.90x its 1-thread
 // speed). The pool is kept only if its median is at least 5 % faster (ties
-// go to one thread, which leaves the other core to whoever needs it). The median, not the fastest runs: with another process
-// on the second core, pool runs are fast when the worker gets the core and
+// go to one thread, which leaves the other core to whoever needs it). The
+// median, not the fastest runs: with another process on the second core,
+// pool runs are fast when the worker gets the core and
 // several times slower when it waits for it, and the fast ones alone made
 // the pool look good (bench/compare, sensor net at batch 1: 0.63-0.69x of
 // the 1-thread speed). Then the machine may change: every 16 runs the median

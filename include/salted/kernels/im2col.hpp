@@ -69,7 +69,8 @@ inline void store_chunk(float* dst, __mmask16 m, __m512 v) {
 inline void copy_run(const RunCopy& r, const float* src, float* dst) {
 #if defined(__AVX512F__)
     if (r.s == 1) {
-        for (int c = 0, t = 0; t < r.n; ++c, t += 16) store_chunk(dst + t, r.store[c], _mm512_maskz_loadu_ps(r.lo[c], src + t));
+        for (int c = 0, t = 0; t < r.n; ++c, t += 16)
+            store_chunk(dst + t, r.store[c], _mm512_maskz_loadu_ps(r.lo[c], src + t));
         return;
     }
     if (r.s == 2) {  // even lanes of two source vectors

@@ -200,7 +200,8 @@ void shallow_conv_tiled(const DirectConvGeometry& g, const float* x, const float
 // 1-5 % faster on it (9 alternated bench_layers rounds). On short patches
 // the stores dominate and 4-vector (256-byte) runs per plane write better:
 // the sensor net's K = 5 layer tied at batch 1 and ran 1.42x slower at
-// batch 64, where its 86 MB output streams to memory.
+// batch 64, where its 86 MB output streams to memory. (Measured with
+// AVX-512 only; NEON's 32 registers fit the tile too, untimed there.)
 constexpr int64_t shallow_long_tile_min_k = 16;
 #if defined(__AVX512F__) || defined(__aarch64__)
 constexpr bool shallow_has_32_registers = true;
