@@ -236,6 +236,11 @@ public:
     // Tiles per block (the last block of a problem may have fewer).
     static constexpr int64_t block_tiles() { return Tiles::block_tiles; }
 
+    // Threads that share a one-block problem, each with its own transformed
+    // input (run()): more would each repeat a transform that then costs as
+    // much as their share of the GEMMs, and hold V (up to ~600 KiB) each.
+    static constexpr int64_t one_block_max_lanes = 4;
+
     // Distance between positions xi in a slot's V. Padded by a cache line:
     // unpadded, the 36 positions are a power of two apart (4 KiB at Cin =
     // 64) and fall into one L1 set, which the input transform's 36 stores
@@ -251,15 +256,15 @@ public:
     static constexpr int64_t m_floats(int64_t rows) { return rows * m_row(); }
 
     // Scratch for run(), whatever the thread count, plus 16 floats to align
-    // it to cache lines whatever the caller's alignment. Several blocks: a
-    // slot (V and M) per possible worker, at most gemm_max_slots. One block:
-    // its V once, and an M slot per possible worker (see run()).
+    // it to cache lines whatever the caller's alignment: a slot (V and M) per
+    // possible worker, at most gemm_max_slots with several blocks and
+    // one_block_max_lanes with one (see run()).
     int64_t workspace_floats(const Geometry& g) const {
         const int64_t tiles = Tiles::tile_count(g);
         const int64_t blocks = (tiles + block_tiles() - 1) / block_tiles();
         if (blocks <= 1) {
             const int64_t rows = one_block_item_rows(tiles), items = panels_ * ((tiles + rows - 1) / rows);
-            return v_floats() + std::min(gemm_max_slots, items) * m_floats(rows) + 16;
+            return std::min(one_block_max_lanes, items) * (v_floats() + m_floats(rows)) + 16;
         }
         return std::min(gemm_max_slots, blocks) * (v_floats() + m_floats(block_tiles())) + 16;
     }
@@ -280,15 +285,21 @@ public:
     //
     // Several blocks (batch > 1, or 32x32 maps at batch 1): the blocks are
     // shared out, each worker transforming, multiplying and writing its own.
-    // One block (batch 1, maps up to 16x16): its input is transformed once,
-    // here, and the (output-channel panel, run of tiles) pieces of the GEMMs
-    // and output transform are shared out. No work is done twice in either
-    // case, so when the pool has no second core to offer (another process
-    // holds it) and runs every chunk here, the run costs what it costs on
-    // one thread. (Splitting a block into halves that each transform their
-    // own tiles parallelises the transform too, but measured 3-8% slower on
-    // one thread, as each half streams all of U, and only 2 chunks leave
-    // the pool nothing to balance when a thread wakes late.)
+    // One block (batch 1, maps up to 16x16): the (output-channel panel, run
+    // of tiles) pieces of the GEMMs and output transform are shared out, and
+    // each thread that takes one first transforms the whole input into its
+    // own V. That repeats the transform (10-15 % of the layer) on every
+    // thread, but no thread writes what another reads: with one V written
+    // by the caller and read by the worker, each line the caller rewrote
+    // had first to be taken back from the other core's cache, and on the
+    // hosts here, whose two vCPUs share no cache, the caller's transform of
+    // a 16x16 or 8x8 layer took 60-120 us on 2 threads against 22-35 on one
+    // (WideResNet-16-4 at batch 1; its run on 2 threads 6-8 % faster with a
+    // V per thread, bench/compare's worker). When the pool has no second
+    // core to offer (another process holds it) every piece runs here on one
+    // V, and the run costs what it costs on one thread. (Splitting a block
+    // into halves that each transform their own tiles measured 3-8 % slower
+    // on one thread, as each half streams all of U.)
     void run(const Geometry& g, const float* in, float* out, const ops::Activation& act, float* workspace) const {
         const int64_t tiles = Tiles::tile_count(g);
         if (tiles <= 0) return;
@@ -321,16 +332,20 @@ public:
         WinogradTilePos pos[Tiles::block_tiles];
         Patch patches[Tiles::block_tiles];
         tiles_.locate(g, cin_, 0, tiles, pos, patches);
-        float* v = aligned;
-        transform_input(g, in, pos, patches, tiles, false, v);
         const int64_t rows = one_block_item_rows(tiles), runs = (tiles + rows - 1) / rows, items = panels_ * runs;
-        const int64_t workers = std::min(items, gemm_max_slots);
-        parallel_for(workers, work, [&](int64_t b, int64_t e) {
-            float* m = aligned + v_floats() + b * m_floats(rows);
-            for (int64_t it = b * items / workers; it < e * items / workers; ++it) {
-                const int64_t p = it / runs, r0 = it % runs * rows;
-                finish_tiles(g, out, act, pos + r0, std::min(rows, tiles - r0), v + r0 * k_, p, m);
+        const int64_t by_work = std::max<int64_t>(1, work / parallel_min_flops());
+        const int lanes = static_cast<int>(std::min<int64_t>({items, one_block_max_lanes, by_work}));
+        const int64_t slot = v_floats() + m_floats(rows);
+        bool transformed[one_block_max_lanes] = {};
+        parallel_tasks(items, lanes, [&](int64_t it, int lane) {
+            float* v = aligned + lane * slot;
+            float* m = v + v_floats();
+            if (!transformed[lane]) {
+                transform_input(g, in, pos, patches, tiles, false, v);
+                transformed[lane] = true;
             }
+            const int64_t p = it / runs, r0 = it % runs * rows;
+            finish_tiles(g, out, act, pos + r0, std::min(rows, tiles - r0), v + r0 * k_, p, m);
         });
     }
 
