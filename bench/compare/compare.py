@@ -125,6 +125,19 @@ class Worker:
             raise WorkerError(f"{self.key}: asked for {n} runs, got {len(times)} times")
         return times
 
+    def modes(self, n):
+        """Threads each of the last `run` call's n runs could use (salted's
+        adaptive thread choice: 1 when it kept the run on the calling thread)."""
+        self.send("modes")
+        line = self._answer(("modes",), timeout=60)
+        try:
+            modes = [int(t) for t in line.split()[1:]]
+        except ValueError:
+            raise WorkerError(f"{self.key}: bad modes line '{line[:120]}'")
+        if len(modes) != n:
+            raise WorkerError(f"{self.key}: asked for the modes of {n} runs, got {len(modes)}")
+        return modes
+
     def output(self, path):
         self.send(f"output {path}")
         self._answer(("ok",), timeout=120)
@@ -269,7 +282,10 @@ def measure_group(models, batch, thread_counts, contended, args, out, log):
                 if len(w.samples) >= runs or w.engine in w.row["errors"]:
                     continue
                 try:
-                    w.samples += w.run(min(w.block, runs - len(w.samples)))
+                    n = min(w.block, runs - len(w.samples))
+                    w.samples += w.run(n)
+                    if w.engine == "salted":
+                        w.sample_threads = getattr(w, "sample_threads", []) + w.modes(n)
                 except WorkerError as err:
                     w.row["errors"][w.engine] = str(err)
                     w.samples = w.samples + [float("nan")] * (runs - len(w.samples))  # stop asking it
@@ -285,6 +301,8 @@ def measure_group(models, batch, thread_counts, contended, args, out, log):
                 w.row["engines"][w.engine] = {"stats": stats(w.samples), "samples_ms": w.samples,
                                                       "warmup_ms": getattr(w, "warmup", []), "block": w.block,
                                                       "info": w.info, "output": str(path)}
+                if hasattr(w, "sample_threads"):
+                    w.row["engines"][w.engine]["sample_threads"] = w.sample_threads
             except WorkerError as err:
                 w.row["errors"][w.engine] = str(err)
     finally:
@@ -374,6 +392,22 @@ def ratio(a, b):
     return f"{a / b:.2f}" if a and b else "-"
 
 
+def thread_choice_lines(rows):
+    """Which timed runs of salted's multi-thread rows used the pool: the
+    session times the pool against the calling thread alone and keeps the
+    faster (graph/thread_choice.hpp), so a '2 threads' row may have run
+    wholly or partly on one. Runs before 2026-12-07 13:40 did not record it."""
+    parts = []
+    for r in rows:
+        used = r["engines"].get("salted", {}).get("sample_threads")
+        if r["threads"] > 1 and used:
+            parts.append(f"{r['label']} b{r['batch']} {sum(1 for t in used if t > 1)}/{len(used)}")
+    if not parts:
+        return []
+    return ["", "salted's adaptive thread choice, timed runs on the pool / all (the rest stayed on the calling "
+            "thread): " + "; ".join(parts) + "."]
+
+
 def render(all_rows, args, meta):
     idx = {(r["model"], r["batch"], r["threads"], r["contended"]): r for r in all_rows}
     eng = args.engine_list
@@ -421,6 +455,7 @@ def render(all_rows, args, meta):
                 cells += [time_cell(r, e) for e in eng] + [ncnn, ratio(s, best_peer(r)), gflops, overhead, speed,
                                                            agree, mad_cell(r, eng)]
             lines.append("| " + " | ".join(cells) + " |")
+        lines += thread_choice_lines(rows)
     notes = [
         "",
         "Times: median per run (whole batch; '/img' = per image for batch > 1) over the samples listed above, "

@@ -6,6 +6,10 @@
 // reads the fixed inputs, creates one graph::Session for the whole model and
 // prints one line `ready {json}`. Then reads commands from stdin, one a line:
 //   run N        N timed runs of the whole model; prints `times t1 ... tN` (ms)
+//   modes        how each run of the last `run N` ran: prints `modes M1 ... MN`,
+//                1 where the session's adaptive thread choice kept the run on
+//                the calling thread alone, T (the thread count) where it used
+//                the pool
 //   output PATH  writes the last run's output as .npy; prints `ok`
 //   quit         (or end of input) exits 0
 // Any failure prints `error: <one line>`; a failure before `ready` exits 1.
@@ -139,6 +143,8 @@ int main(int argc, char** argv) {
 
     std::string line;
     std::vector<double> times;
+    std::vector<int> modes;  // threads each run of the last `run N` could use
+    const int64_t batch = x->shape()[0];
     while (std::getline(std::cin, line)) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line == "quit") break;
@@ -148,8 +154,10 @@ int main(int argc, char** argv) {
                 std::printf("error: run: expected a count in 1..100000, found '%.40s'\n", line.c_str() + 4);
             } else {
                 times.clear();
+                modes.clear();
                 std::string err;
                 for (long i = 0; i < n; ++i) {
+                    modes.push_back(session->runs_serially(batch) ? 1 : max_threads());
                     const auto a = std::chrono::steady_clock::now();
                     auto y = session->run(inputs);
                     const auto b = std::chrono::steady_clock::now();
@@ -171,6 +179,10 @@ int main(int argc, char** argv) {
                     std::printf("%s\n", out.c_str());
                 }
             }
+        } else if (line == "modes") {
+            std::string out = "modes";
+            for (int m : modes) out += " " + std::to_string(m);
+            std::printf("%s\n", out.c_str());
         } else if (line.rfind("output ", 0) == 0) {
             const auto& outs = session->outputs();
             Status st = outs.empty() ? Status(make_error(Errc::invalid_argument, "no output yet"))
@@ -178,7 +190,7 @@ int main(int argc, char** argv) {
             if (st.ok()) std::printf("ok\n");
             else std::printf("error: output: %s\n", one_line(st.message()).c_str());
         } else {
-            std::printf("error: unknown command '%.60s' (expected run N, output PATH, quit)\n", line.c_str());
+            std::printf("error: unknown command '%.60s' (expected run N, modes, output PATH, quit)\n", line.c_str());
         }
         std::fflush(stdout);
     }
