@@ -114,29 +114,25 @@ class Worker:
             rc = self.proc.poll()
             raise WorkerError(f"{self.key}: pipe closed (status {rc}){self._stderr_tail()}")
 
-    def run(self, n):
-        self.send(f"run {n}")
-        line = self._answer(("times",), timeout=max(120.0, 20.0 * n * self.est_ms / 1e3))
+    def _numbers(self, cmd, prefix, n, convert, timeout):
+        """Sends `cmd`; its answer `prefix v1 ... vn` as n values."""
+        self.send(cmd)
+        line = self._answer((prefix,), timeout=timeout)
         try:
-            times = [float(t) for t in line.split()[1:]]
+            values = [convert(t) for t in line.split()[1:]]
         except ValueError:
-            raise WorkerError(f"{self.key}: bad times line '{line[:120]}'")
-        if len(times) != n:
-            raise WorkerError(f"{self.key}: asked for {n} runs, got {len(times)} times")
-        return times
+            raise WorkerError(f"{self.key}: bad {prefix} line '{line[:120]}'")
+        if len(values) != n:
+            raise WorkerError(f"{self.key}: asked for {n} values of '{cmd}', got {len(values)}")
+        return values
+
+    def run(self, n):
+        return self._numbers(f"run {n}", "times", n, float, max(120.0, 20.0 * n * self.est_ms / 1e3))
 
     def modes(self, n):
         """Threads each of the last `run` call's n runs could use (salted's
         adaptive thread choice: 1 when it kept the run on the calling thread)."""
-        self.send("modes")
-        line = self._answer(("modes",), timeout=60)
-        try:
-            modes = [int(t) for t in line.split()[1:]]
-        except ValueError:
-            raise WorkerError(f"{self.key}: bad modes line '{line[:120]}'")
-        if len(modes) != n:
-            raise WorkerError(f"{self.key}: asked for the modes of {n} runs, got {len(modes)}")
-        return modes
+        return self._numbers("modes", "modes", n, int, 60)
 
     def output(self, path):
         self.send(f"output {path}")
