@@ -297,9 +297,11 @@ public:
     // (WideResNet-16-4 at batch 1; its run on 2 threads 6-8 % faster with a
     // V per thread, bench/compare's worker). When the pool has no second
     // core to offer (another process holds it) every piece runs here on one
-    // V, and the run costs what it costs on one thread. (Splitting a block
-    // into halves that each transform their own tiles measured 3-8 % slower
-    // on one thread, as each half streams all of U.)
+    // V, and the run costs what it costs on one thread; a thread that wakes
+    // late and takes the last piece transforms first, which can end the
+    // layer up to one transform later than one thread would. (Splitting a
+    // block into halves that each transform their own tiles measured 3-8 %
+    // slower on one thread, as each half streams all of U.)
     void run(const Geometry& g, const float* in, float* out, const ops::Activation& act, float* workspace) const {
         const int64_t tiles = Tiles::tile_count(g);
         if (tiles <= 0) return;
