@@ -54,6 +54,7 @@ class Worker:
         self.buf = b""
         self.info = {}
         self.samples = []
+        self.sample_threads = []  # salted only: threads each sample's run could use (`modes`)
         self.block = 1
         self.est_ms = 1.0
         self.cmd = cmd
@@ -281,7 +282,7 @@ def measure_group(models, batch, thread_counts, contended, args, out, log):
                     n = min(w.block, runs - len(w.samples))
                     w.samples += w.run(n)
                     if w.engine == "salted":
-                        w.sample_threads = getattr(w, "sample_threads", []) + w.modes(n)
+                        w.sample_threads += w.modes(n)
                 except WorkerError as err:
                     w.row["errors"][w.engine] = str(err)
                     w.samples = w.samples + [float("nan")] * (runs - len(w.samples))  # stop asking it
@@ -297,7 +298,7 @@ def measure_group(models, batch, thread_counts, contended, args, out, log):
                 w.row["engines"][w.engine] = {"stats": stats(w.samples), "samples_ms": w.samples,
                                                       "warmup_ms": getattr(w, "warmup", []), "block": w.block,
                                                       "info": w.info, "output": str(path)}
-                if hasattr(w, "sample_threads"):
+                if w.engine == "salted":
                     w.row["engines"][w.engine]["sample_threads"] = w.sample_threads
             except WorkerError as err:
                 w.row["errors"][w.engine] = str(err)

@@ -384,6 +384,14 @@ inline void set_num_threads(int threads) { detail::thread_setting() = std::max(0
 inline int64_t parallel_min_flops() { return detail::min_flops_setting(); }
 inline void set_parallel_min_flops(int64_t flops) { detail::min_flops_setting() = std::max<int64_t>(1, flops); }
 
+// Threads worth using for `flops` of work: max_threads(), but no more than
+// one per parallel_min_flops() of it, and at least 1.
+inline int threads_for_work(int64_t flops) {
+    const int threads = max_threads();
+    if (threads <= 1) return threads;
+    return static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, flops / parallel_min_flops())));
+}
+
 // Calls fn(begin, end) on disjoint chunks covering [0, n). `flops_total` is
 // the estimated work of the whole range; below parallel_min_flops() per extra
 // thread the call is a single fn(0, n) on the calling thread. fn must not
@@ -391,11 +399,7 @@ inline void set_parallel_min_flops(int64_t flops) { detail::min_flops_setting() 
 template <class Fn>
 void parallel_for(int64_t n, int64_t flops_total, Fn&& fn) {
     if (n <= 0) return;
-    int threads = max_threads();
-    if (threads > 1) {
-        const int64_t by_work = flops_total / parallel_min_flops();
-        threads = static_cast<int>(std::min<int64_t>({static_cast<int64_t>(threads), n, std::max<int64_t>(1, by_work)}));
-    }
+    const int threads = static_cast<int>(std::min<int64_t>(threads_for_work(flops_total), n));
 #if defined(SALTED_THREADS)
     if (threads > 1) {
         // A few chunks per thread, so whoever runs picks up the slack.
@@ -410,6 +414,8 @@ void parallel_for(int64_t n, int64_t flops_total, Fn&& fn) {
         };
         if (detail::WorkerPool::instance().run(threads - 1, job.chunks, run_chunk, &job)) return;
     }
+#else
+    static_cast<void>(threads);  // always 1 without threads
 #endif
     fn(int64_t(0), n);
 }

@@ -120,9 +120,7 @@ inline void gemm_blocked(int64_t m, int64_t n, int64_t k, const float* a_packed,
     const GemmEpilogue* ep = epilogue.trivial() ? nullptr : &epilogue;
     const int64_t panels = (n + NR - 1) / NR;
     const int64_t flops = 2 * m * n * k;
-    int threads = max_threads();
-    if (threads > 1)
-        threads = static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, flops / parallel_min_flops())));
+    const int threads = threads_for_work(flops);
 
     // M tiles x panels, for when panels alone cannot feed every thread.
     auto run_grid = [&](int64_t p0, int64_t p1, auto panel_at, int64_t grid_flops) {

@@ -294,8 +294,8 @@ public:
     // had first to be taken back from the other core's cache, and on the
     // hosts here, whose two vCPUs share no cache, the caller's transform of
     // a 16x16 or 8x8 layer took 60-120 us on 2 threads against 22-35 on one
-    // (WideResNet-16-4 at batch 1; its run on 2 threads 6-8 % faster with a
-    // V per thread, bench/compare's worker). When the pool has no second
+    // (WideResNet-16-4 at batch 1; the WideResNets' runs on 2 threads
+    // 0.87-0.94x the time with a V per thread, bench/compare's worker). When the pool has no second
     // core to offer (another process holds it) every piece runs here on one
     // V, and the run costs what it costs on one thread; a thread that wakes
     // late and takes the last piece transforms first, which can end the
@@ -335,9 +335,7 @@ public:
         Patch patches[Tiles::block_tiles];
         tiles_.locate(g, cin_, 0, tiles, pos, patches);
         const int64_t rows = one_block_item_rows(tiles), runs = (tiles + rows - 1) / rows, items = panels_ * runs;
-        const int64_t by_work = std::max<int64_t>(1, work / parallel_min_flops());
-        const int lanes = static_cast<int>(
-            std::min<int64_t>({items, one_block_max_lanes, by_work, static_cast<int64_t>(max_threads())}));
+        const int lanes = static_cast<int>(std::min<int64_t>({items, one_block_max_lanes, threads_for_work(work)}));
         // Lane k's slot starts k / lanes of the way into the workspace, as
         // a parallel_for participant's chunks (and so the several-block
         // path's slots) do: then the scratch lines one thread writes here

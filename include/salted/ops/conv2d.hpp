@@ -310,8 +310,7 @@ public:
         }
         const int64_t batch = in.shape[0];
         const int64_t total = flops(in.shape);
-        int64_t threads = max_threads();
-        if (threads > 1) threads = std::min(threads, std::max<int64_t>(1, total / parallel_min_flops()));
+        const int64_t threads = threads_for_work(total);
         if (use_direct(in.shape)) {
             run_direct(in, out, os, threads, workspace);
             return Status();
