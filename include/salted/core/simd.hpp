@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -22,7 +23,21 @@ constexpr std::size_t width = FloatBatch::size;
 inline FloatBatch load(const float* p) { return FloatBatch::load_unaligned(p); }
 inline void store(float* p, const FloatBatch& b) { b.store_unaligned(p); }
 inline FloatBatch broadcast(float x) { return FloatBatch(x); }
-inline FloatBatch fma(const FloatBatch& a, const FloatBatch& b, const FloatBatch& c) { return xsimd::fma(a, b, c); }
+
+// a * b + c rounded once, on any float batch (full or half width). Kernels
+// call this, never xsimd::fma: xsimd 8.1 (Debian's) has no AVX-512 fma, and
+// its generic x * y + z is one instruction only where the compiler
+// contracts it. GCC in its default gnu++ mode mostly does, but not in ISO
+// mode (-std=c++17) nor, as seen in the shallow convolution, everywhere in
+// a kernel: the same sums gave different bits on full and half vectors.
+template <class A>
+inline xsimd::batch<float, A> fma(const xsimd::batch<float, A>& a, const xsimd::batch<float, A>& b,
+                                  const xsimd::batch<float, A>& c) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of<xsimd::avx512f, A>::value) return _mm512_fmadd_ps(a, b, c);
+#endif
+    return xsimd::fma(a, b, c);
+}
 
 // Whether this CPU runs a 512-bit multiply-add as two 256-bit halves, so
 // that half vectors do the same work per cycle (AMD Zen 4: CPUID family

@@ -82,7 +82,7 @@ inline void direct_conv_ukernel(int64_t k, const float* x, const int32_t* koff, 
         for (int r = 0; r < Rows; ++r) {
             const B av(xi[r * sx]);
 #pragma GCC unroll 16
-            for (int j = 0; j < NB; ++j) acc[r][j] = xsimd::fma(av, bv[j], acc[r][j]);
+            for (int j = 0; j < NB; ++j) acc[r][j] = simd::fma(av, bv[j], acc[r][j]);
         }
     }
     B bias[NB];

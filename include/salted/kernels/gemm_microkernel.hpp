@@ -118,7 +118,7 @@ inline void gemm_f32_ukernel(int64_t kc, const float* a, const float* b, int64_t
         for (int r = 0; r < Rows; ++r) {
             const B av(a[r]);
 #pragma GCC unroll 16
-            for (int j = 0; j < NB; ++j) acc[r][j] = xsimd::fma(av, bv[j], acc[r][j]);
+            for (int j = 0; j < NB; ++j) acc[r][j] = simd::fma(av, bv[j], acc[r][j]);
         }
         a += gemm_mr;
         b += ldb;

@@ -84,12 +84,12 @@ inline void input_1d(const V& d0, const V& d1, const V& d2, const V& d3, const V
     const V d12 = d1 + d2, d34 = d3 + d4;
     const V d1m2 = d1 - d2, d4m3 = d4 - d3;
     const V d1m3 = d1 - d3, d4m2 = d4 - d2;
-    r0 = xsimd::fma(four, d0, xsimd::fma(five, d2, d4));
+    r0 = simd::fma(four, d0, simd::fma(five, d2, d4));
     r1 = xsimd::fnma(four, d12, d34);  // d34 - 4 * d12
-    r2 = xsimd::fma(four, d1m2, d4m3);
+    r2 = simd::fma(four, d1m2, d4m3);
     r3 = xsimd::fnma(two, d1m3, d4m2);  // d4m2 - 2 * d1m3
-    r4 = xsimd::fma(two, d1m3, d4m2);
-    r5 = xsimd::fma(four, d1, xsimd::fma(five, d3, d5));
+    r4 = simd::fma(two, d1m3, d4m2);
+    r5 = simd::fma(four, d1, simd::fma(five, d3, d5));
 }
 
 // One 6-point A^T product, y = A^T m, factored (10 operations).
@@ -98,9 +98,9 @@ inline void output_1d(const V& m0, const V& m1, const V& m2, const V& m3, const 
                       V& y2, V& y3) {
     const V t1 = m1 + m2, t2 = m1 - m2, t3 = m3 + m4, t4 = m3 - m4;
     y0 = m0 + t1 + t3;
-    y1 = xsimd::fma(V(2.0f), t4, t2);
-    y2 = xsimd::fma(V(4.0f), t3, t1);
-    y3 = xsimd::fma(V(8.0f), t4, t2) + m5;
+    y1 = simd::fma(V(2.0f), t4, t2);
+    y2 = simd::fma(V(4.0f), t3, t1);
+    y3 = simd::fma(V(8.0f), t4, t2) + m5;
 }
 
 // v = B^T d B on every lane: d and v are 6x6 row-major arrays of lanes.
@@ -143,7 +143,7 @@ __attribute__((always_inline)) inline void apply_constant(const double (&M)[Rows
         for (int j = 0; j < Cols; ++j) {
             if (M[i][j] == 1) acc = acc + x[j * x_stride];
             else if (M[i][j] == -1) acc = acc - x[j * x_stride];
-            else if (M[i][j] != 0) acc = xsimd::fma(simd::FloatBatch(static_cast<float>(M[i][j])), x[j * x_stride], acc);
+            else if (M[i][j] != 0) acc = simd::fma(simd::FloatBatch(static_cast<float>(M[i][j])), x[j * x_stride], acc);
         }
         r[i] = acc;
     }
