@@ -161,8 +161,14 @@ ShallowLayer shallow_layer(const kernels::DirectConvGeometry& g, std::mt19937& r
 TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scalar convolution's values") {
     std::mt19937 rng(7);
     // Output widths: 24 (half vectors' case), 13, 196 (row spill), 5.
+    // Then patches of K <= 5 (shallow_conv_tiles_short, inputs held in
+    // registers): K = 3, 4, 2, 1, 5 with odd Cout (a last, partial channel
+    // block), partial row vectors, row strides and dilation.
     const Case cases[] = {{1, 32, 28, 28, 5, 5, 1, 1, 1, 1}, {2, 16, 20, 17, 3, 5, 2, 1, 1, 1},
-                          {1, 64, 3, 200, 1, 5, 1, 1, 1, 1}, {1, 5, 9, 9, 3, 5, 1, 1, 2, 1}};
+                          {1, 64, 3, 200, 1, 5, 1, 1, 1, 1}, {1, 5, 9, 9, 3, 5, 1, 1, 2, 1},
+                          {1, 7, 4, 23, 1, 3, 1, 1, 1, 1},   {2, 5, 6, 13, 2, 1, 2, 1, 1, 1},
+                          {1, 9, 5, 40, 2, 1, 1, 1, 2, 1},   {1, 3, 3, 17, 1, 1, 1, 1, 1, 1},
+                          {5, 6, 4, 35, 1, 1, 1, 1, 1, 1}};
     for (const Case& c : cases) {
         CAPTURE(c.cin);
         CAPTURE(c.w);
@@ -213,7 +219,8 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
                             {{1, 64, 27, 200, 1, 5, 1, 1, 1, 1}, 0, 0, 0, 0},   // the sensor net: 196
                             {{3, 10, 11, 5, 2, 3, 1, 1, 2, 1}, 1, 1, 1, 1},     // rows narrower than a vector
                             {{2, 7, 9, 37, 3, 4, 1, 1, 1, 1}, 2, 0, 1, 3},      // asymmetric padding
-                            {{8, 5, 13, 17, 2, 2, 1, 1, 1, 1}, 0, 1, 0, 0}};   // K = 32
+                            {{8, 5, 13, 17, 2, 2, 1, 1, 1, 1}, 0, 1, 0, 0},    // K = 32
+                            {{1, 7, 6, 21, 1, 3, 1, 1, 1, 1}, 0, 1, 2, 1}};    // K = 3, Cout odd
     for (const Padded& pc : cases) {
         const Case& c = pc.c;
         CAPTURE(c.w);
