@@ -221,6 +221,7 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
                             {{2, 7, 9, 37, 3, 4, 1, 1, 1, 1}, 2, 0, 1, 3},      // asymmetric padding
                             {{8, 5, 13, 17, 2, 2, 1, 1, 1, 1}, 0, 1, 0, 0},    // K = 32
                             {{1, 7, 6, 21, 1, 3, 1, 1, 1, 1}, 0, 1, 2, 1}};    // K = 3, Cout odd
+    int compacted = 0;
     for (const Padded& pc : cases) {
         const Case& c = pc.c;
         CAPTURE(c.w);
@@ -230,7 +231,10 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
         const kernels::DirectConvGeometry g = geometry(padded, padded.h - c.dh * (c.kh - 1),
                                                        padded.w - c.dw * (c.kw - 1));
         REQUIRE(kernels::shallow_conv_shape(g.k(), c.sw, c.dw, 1));
-        REQUIRE(kernels::shallow_conv_compacts(g));
+        // Rows that are whole vectors are not compacted: which are depends
+        // on the vector width (24 is 6 NEON vectors, 1.5 AVX-512 ones).
+        if (!kernels::shallow_conv_compacts(g)) continue;
+        ++compacted;
         const std::vector<float> x = random_vector(static_cast<std::size_t>(c.cin * c.h * c.w), rng);
         std::vector<float> xp(static_cast<std::size_t>(c.cin * padded.h * padded.w + kernels::shallow_conv_slack), 0.0f);
         for (int64_t ci = 0; ci < c.cin; ++ci)
@@ -252,4 +256,5 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
             CHECK(rows == compact);
         }
     }
+    CHECK(compacted >= 4);  // 6 with AVX-512, 5 with AVX2, 4 with NEON or SSE
 }

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <chrono>
 #include <mutex>
+#include <string>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -250,7 +252,8 @@ TEST_CASE("pool: workers may run anywhere the process may, except on the caller'
         const int avoided = detail::WorkerPool::instance().avoided_cpu();
         REQUIRE(avoided >= 0);
         CHECK(CPU_ISSET(avoided, &allowed));
-        // Every other thread of this process is a pool worker.
+        // The pool's workers, by name (under qemu-user the process has
+        // the emulator's threads too).
         const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
         int workers = 0;
         DIR* dir = opendir("/proc/self/task");
@@ -258,6 +261,13 @@ TEST_CASE("pool: workers may run anywhere the process may, except on the caller'
         while (dirent* e = readdir(dir)) {
             const pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
             if (tid <= 0 || tid == self) continue;
+            char name[32] = {};
+            const std::string comm = "/proc/self/task/" + std::string(e->d_name) + "/comm";
+            if (FILE* f = std::fopen(comm.c_str(), "r")) {
+                if (!std::fgets(name, sizeof(name), f)) name[0] = 0;
+                std::fclose(f);
+            }
+            if (std::string(name).rfind(detail::WorkerPool::worker_name, 0) != 0) continue;
             cpu_set_t mask;
             CPU_ZERO(&mask);
             if (sched_getaffinity(tid, sizeof(mask), &mask) != 0) continue;  // exited meanwhile

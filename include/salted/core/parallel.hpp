@@ -113,6 +113,9 @@ inline void cpu_relax() {
 
 class WorkerPool {
 public:
+    // The workers' name in top, ps -L, gdb and /proc/<pid>/task/*/comm.
+    static constexpr const char* worker_name = "salted-pool";
+
     // `participant`: 0 for the caller, 1.. for the workers of the region.
     using ChunkFn = void (*)(void* ctx, int64_t chunk, int participant);
 
@@ -274,6 +277,9 @@ private:
     };
     static void* thread_main(void* arg) {
         Start* s = static_cast<Start*>(arg);
+#if defined(__linux__)
+        pthread_setname_np(pthread_self(), worker_name);
+#endif
         s->pool->work(s->index);
         return nullptr;
     }
