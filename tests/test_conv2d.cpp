@@ -78,7 +78,7 @@ TEST_CASE("blocked im2col panels equal the scalar twin, including edge panels") 
         for (int64_t stride_w = 1; stride_w <= 3; ++stride_w)
             for (int64_t dil = 1; dil <= 2; ++dil)
                 for (int64_t pad = 0; pad <= 2; ++pad)
-                    for (int64_t in_w : {1, 5, 16, 23, 40, 64}) {
+                    for (int64_t in_w : {1, 5, 16, 23, 31, 32, 40, 64}) {  // 16, 32: whole stride-2 runs
                         ConvGeometry g;
                         g.channels = 3;
                         g.in_h = 6;
