@@ -93,15 +93,8 @@ inline void copy_run(const RunCopy& r, const float* src, float* dst) {
 // no masks, no zero fill of the panel row and no branch on the stride:
 // WideResNet's stride-2 1x1 shortcuts (16- and 8-wide output rows), where
 // the generic copy made the gather 14 % of the layer (perf).
-inline bool whole_stride2_runs(const int64_t* offsets, const int* lengths, int nruns, int64_t stride_w,
-                               int64_t in_w, int panel_width) {
-    if (stride_w != 2) return false;
-    int covered = 0;
-    for (int r = 0; r < nruns; ++r) {
-        if ((lengths[r] != 8 && lengths[r] != 16) || offsets[r] % in_w + 2 * lengths[r] > in_w) return false;
-        covered += lengths[r];
-    }
-    return covered == panel_width;
+inline bool whole_stride2_run(int64_t offset, int n, int64_t in_w) {
+    return (n == 8 || n == 16) && offset % in_w + 2 * n <= in_w;
 }
 
 inline void copy_stride2_whole(const float* src, int n, float* dst) {
@@ -181,15 +174,15 @@ struct Im2colB {
                 float* d = dst + (ky * g.kernel_w + kx) * NR;
                 const float* x = input;
 #if defined(__AVX512F__)
-                int64_t offsets[NR];
-                int lengths[NR];
+                bool whole = g.stride_w == 2;
+                int covered = 0;
                 for (int s = 0; s < nsegs; ++s) {
-                    offsets[s] = segs[s].offset;
-                    lengths[s] = segs[s].copy.n;
+                    whole = whole && whole_stride2_run(segs[s].offset, segs[s].copy.n, g.in_w);
+                    covered += segs[s].copy.n;
                 }
-                if (whole_stride2_runs(offsets, lengths, nsegs, g.stride_w, g.in_w, NR)) {
+                if (whole && covered == NR) {
                     for (int64_t c = 0; c < g.channels; ++c, d += taps * NR, x += plane)
-                        for (int s = 0; s < nsegs; ++s) copy_stride2_whole(x + offsets[s], lengths[s], d + segs[s].j);
+                        for (int s = 0; s < nsegs; ++s) copy_stride2_whole(x + segs[s].offset, segs[s].copy.n, d + segs[s].j);
                     continue;
                 }
 #endif

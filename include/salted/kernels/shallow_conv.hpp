@@ -203,10 +203,10 @@ void shallow_conv_tiles(const DirectConvGeometry g, const float* x, const float*
 // its broadcasts, multiply-adds and stores, with the K loop unrolled at
 // compile time. With a loop over a runtime K of 5, the tile's set-up,
 // input reloads and loop control cost as much as the multiply-adds: the
-// sensor net's conv1 went 32.1 -> 21.7 us, (1,3) and 2x2 layers 1.3x
-// faster (7 alternated pinned rounds). NV = 4 by NC = 2: 20 input + 8
+// sensor net's conv1 went 32.1 -> 21.7 us (7 alternated pinned rounds),
+// (1,3) and 2x2 layers 1.3x faster (5). NV = 4 by NC = 2: 20 input + 8
 // accumulator vectors + a broadcast fit AVX-512's and NEON's 32
-// registers; 3 x 4 tied, 2 x 8 and 4 x 3 ran 7-10 % slower.
+// registers; 3 x 4 tied, 2 x 8 ran 7-9 % slower, 4 x 3 11-17 %.
 //
 // One channel block's sums, channels co[c]: inlined into both loops below.
 template <class B, int NV, int NC, int KF>
