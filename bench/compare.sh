@@ -56,7 +56,8 @@ fi
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >&2 || die "cmake configure failed"
 fi
-cmake --build "$build" --target salted_compare_worker -j"$jobs" >&2 || die "building salted_compare_worker failed"
+cmake --build "$build" --target salted_compare_worker salted_core_latency -j"$jobs" >&2 ||
+  die "building salted_compare_worker and salted_core_latency failed"
 
 export SALTED_COMPARE_PREFIX="bash bench/compare.sh" SALTED_COMPARE_NARGS=$#  # for the header's command line
 exec /usr/bin/python3 "$here/compare/compare.py" --build-dir "$build" "$@"

@@ -282,6 +282,57 @@ TEST_CASE("pool: workers may run anywhere the process may, except on the caller'
 }
 #endif
 
+// The back-off after stalled joins, on a made-up clock: regions of 1 ms
+// whose caller did 0.5 ms itself; a stall is a 4 ms wait beyond that (a
+// worker preempted for a scheduler slice).
+TEST_CASE("pool back-off: doubles while stalls cost more than the pool ran since, resets once paid for") {
+    using B = detail::StallBackoff;
+    using ms = std::chrono::milliseconds;
+    using us = std::chrono::microseconds;
+    B b;
+    B::Clock::time_point now{};
+    auto clean = [&] {  // the worker joined in time
+        CHECK(!b.off(now));
+        b.joined(now, now + us(500), now + us(1000));
+        now += ms(1);
+    };
+    auto stall = [&] {
+        CHECK(!b.off(now));
+        b.joined(now, now + us(500), now + us(5000));
+        now += ms(5);
+    };
+    auto sit_out = [&] {  // regions stay on the caller until the pause ends
+        CHECK(b.off(now));
+        now += b.pause();
+        CHECK(!b.off(now));
+    };
+    CHECK(!b.off(now));
+    clean();
+    CHECK(b.pause() == B::Clock::duration::zero());
+    stall();  // the first: the shortest pause
+    CHECK(b.pause() == B::pause_min);
+    sit_out();
+    // Another stall after 5 ms of pooled regions (less than 10 x 4 ms): twice as long.
+    for (int i = 0; i < 5; ++i) clean();
+    stall();
+    CHECK(b.pause() == 2 * B::pause_min);
+    sit_out();
+    for (int i = 0; i < 10; ++i) {  // a core held by another process: the pause grows to its cap
+        stall();
+        sit_out();
+    }
+    CHECK(b.pause() == B::pause_max);
+    // 40 ms of pooled regions paid for a 4 ms stall: the next one starts over.
+    for (int i = 0; i < 40; ++i) clean();
+    CHECK(b.pause() == B::pause_max);  // clean regions alone do not shorten it
+    stall();
+    CHECK(b.pause() == B::pause_min);
+    sit_out();
+    // A join within the allowance is not a stall.
+    b.joined(now, now + us(500), now + us(1000) + B::stall_allowance);
+    CHECK(!b.off(now + us(1)));
+}
+
 TEST_CASE("max_threads follows set_num_threads") {
     ThreadSettings settings(3, default_parallel_min_flops);
 #if defined(SALTED_THREADS)

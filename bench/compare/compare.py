@@ -405,6 +405,36 @@ def thread_choice_lines(rows):
             "thread): " + "; ".join(parts) + "."]
 
 
+def core_latency_ns(args):
+    """The core-to-core round trip now (salted_core_latency, built beside the
+    worker), or None. Placement of the two vCPUs on the host changes within
+    minutes and decides much of the 2-thread speed at batch 1 (core_latency.cpp)."""
+    exe = pathlib.Path(args.worker).parent / "salted_core_latency"
+    try:
+        out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=20).stdout.strip()
+        return float(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def core_latency_lines(rows):
+    """Round trips measured before and after each group of these rows."""
+    parts, seen = [], set()
+    for r in rows:
+        key = (r["batch"], r["model_family"], r["contended"])
+        rtt = r.get("core_rtt_ns")
+        if key in seen or not rtt:
+            continue
+        seen.add(key)
+        parts.append(f"{r['model_family']} b{r['batch']} "
+                     + "/".join("?" if v is None else f"{v:.0f}" for v in rtt))
+    if not parts:
+        return []
+    return ["", "Core-to-core round trip of a cache line, ns, before/after each group (~120: the two CPUs share a "
+            "last-level cache on the host; ~400-600: they do not, and 2 threads gain less at batch 1): "
+            + "; ".join(parts) + "."]
+
+
 def render(all_rows, args, meta):
     idx = {(r["model"], r["batch"], r["threads"], r["contended"]): r for r in all_rows}
     eng = args.engine_list
@@ -453,6 +483,7 @@ def render(all_rows, args, meta):
                                                            agree, mad_cell(r, eng)]
             lines.append("| " + " | ".join(cells) + " |")
         lines += thread_choice_lines(rows)
+        lines += core_latency_lines(rows)
     notes = [
         "",
         "Times: median per run (whole batch; '/img' = per image for batch > 1) over the samples listed above, "
@@ -632,7 +663,11 @@ def main(argv=None):
                 for ts, contended in configs:
                     log(f"compare: {fam} ({','.join(group)}) batch {b}, {','.join(map(str, ts))} thread(s)"
                         f"{', contended' if contended else ''} [{time.monotonic() - t_start:.0f} s, load {' '.join(loadavg())}]")
+                    rtt_before = core_latency_ns(args)
                     rows = measure_group(group, b, ts, contended, args, out, log)
+                    rtt = [rtt_before, core_latency_ns(args)]
+                    for row in rows.values():
+                        row["core_rtt_ns"], row["model_family"] = rtt, fam
                     all_rows += [rows[(n, t)] for t in ts for n in group]
     except KeyboardInterrupt:
         log("compare: interrupted; writing what was measured")

@@ -34,8 +34,8 @@
 //     30 us before blocking itself. Bounded spinning cannot collapse the way
 //     OpenMP's active wait does: a spinner gives its core back in 100 us;
 //   - if a join still stalls (a worker was descheduled mid-chunk), the pool
-//     backs off to the calling thread alone for a while, doubling the pause
-//     while stalls repeat;
+//     backs off to the calling thread alone for a while, longer while the
+//     stalls cost more than the pool saves (StallBackoff);
 //   - on Linux, workers may run on any CPU the process may use except the
 //     one the caller is on. Without that, a worker that had slept (a pause
 //     between runs of a few ms) was woken onto the caller's own CPU and
@@ -102,6 +102,53 @@ inline int default_threads() {
 #endif
 }
 
+// When a parallel region's join stalls (a worker was descheduled while it
+// held a chunk: the caller waited beyond its own share), the pool runs
+// regions on the caller alone for a while. The pause starts at 20 ms and
+// doubles, up to 1 s, while stalls come back before the clean pooled
+// regions since the last one have run 10 times the wait it cost: two
+// threads save at most half of a region (much less when another process
+// has the second core), so stalls that frequent are not paid for. An
+// occasional stall costs one 20 ms pause.
+//
+// Why the count: the pause used to end its doubling at the first clean
+// region. With a busy loop on the second core the worker is preempted
+// every few runs for a scheduler slice (~4 ms on a 2 ms run of
+// WideResNet-16-4 at batch 1): each stall bought a 20 ms pause, then the
+// pool ran again until the next one, and runs on the pool took 0.92-0.96x
+// the 1-thread speed (bench/compare, 12-07 16:40).
+class StallBackoff {
+public:
+    using Clock = std::chrono::steady_clock;
+    static constexpr Clock::duration stall_allowance = std::chrono::microseconds(300);
+    static constexpr Clock::duration pause_min = std::chrono::milliseconds(20);
+    static constexpr Clock::duration pause_max = std::chrono::milliseconds(1000);
+    static constexpr int stalls_pay_after = 10;
+
+    // Whether a region starting at `now` should stay on the caller.
+    bool off(Clock::time_point now) const { return now < until_; }
+
+    // A pooled region: started, the caller's own chunks done, all joined.
+    void joined(Clock::time_point start, Clock::time_point own_done, Clock::time_point end) {
+        const Clock::duration waited = (end - own_done) - (own_done - start);  // beyond the caller's own share
+        if (waited <= stall_allowance) {
+            clean_ += end - start;
+            return;
+        }
+        const bool unpaid = clean_ < stalls_pay_after * waited;
+        pause_ = unpaid ? std::min(std::max(pause_ * 2, pause_min), pause_max) : pause_min;
+        until_ = end + pause_;
+        clean_ = Clock::duration::zero();
+    }
+
+    Clock::duration pause() const { return pause_; }
+
+private:
+    Clock::time_point until_;
+    Clock::duration pause_ = Clock::duration::zero();
+    Clock::duration clean_ = Clock::duration::max() / 4;  // pooled time since the last stall: none yet
+};
+
 #if defined(SALTED_THREADS)
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -130,7 +177,7 @@ public:
     bool run(int helpers, int64_t chunks, ChunkFn fn, void* ctx) {
         if (busy_.exchange(true, std::memory_order_acquire)) return false;
         const auto start = Clock::now();
-        if (start < backoff_until_ || (helpers = grow(helpers)) < 1) {
+        if (backoff_.off(start) || (helpers = grow(helpers)) < 1) {
             busy_.store(false, std::memory_order_release);
             return false;
         }
@@ -163,12 +210,7 @@ public:
         pthread_mutex_unlock(&mu_);
 
         const auto end = Clock::now();
-        if (end - own_done > stall_allowance + (own_done - start)) {  // a worker sat on a chunk
-            backoff_ = std::min(backoff_ == Clock::duration::zero() ? backoff_min : backoff_ * 2, backoff_max);
-            backoff_until_ = end + backoff_;
-        } else {
-            backoff_ = Clock::duration::zero();
-        }
+        backoff_.joined(start, own_done, end);
         busy_.store(false, std::memory_order_release);
         return true;
     }
@@ -185,9 +227,6 @@ private:
     using Clock = std::chrono::steady_clock;
     static constexpr Clock::duration spin_limit = std::chrono::microseconds(30);
     static constexpr Clock::duration worker_spin = std::chrono::microseconds(100);
-    static constexpr Clock::duration stall_allowance = std::chrono::microseconds(300);
-    static constexpr Clock::duration backoff_min = std::chrono::milliseconds(20);
-    static constexpr Clock::duration backoff_max = std::chrono::milliseconds(1000);
 
     WorkerPool() {
         pthread_mutex_init(&mu_, nullptr);
@@ -334,8 +373,7 @@ private:
     int started_ = 0;
     pthread_t threads_[max_pool_threads];
     Start starts_[max_pool_threads];
-    Clock::time_point backoff_until_;
-    Clock::duration backoff_ = Clock::duration::zero();
+    StallBackoff backoff_;
     int avoided_cpu_ = -1, placed_ = 0;  // placed_: workers the mask was set on
 #if defined(__linux__) && defined(CPU_SETSIZE)
     cpu_set_t allowed_;
