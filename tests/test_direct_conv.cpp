@@ -168,7 +168,11 @@ TEST_CASE("shallow_conv: half and full vectors give the same bits, and the scala
                           {1, 64, 3, 200, 1, 5, 1, 1, 1, 1}, {1, 5, 9, 9, 3, 5, 1, 1, 2, 1},
                           {1, 7, 4, 23, 1, 3, 1, 1, 1, 1},   {2, 5, 6, 13, 2, 1, 2, 1, 1, 1},
                           {1, 9, 5, 40, 2, 1, 1, 1, 2, 1},   {1, 3, 3, 17, 1, 1, 1, 1, 1, 1},
-                          {5, 6, 4, 35, 1, 1, 1, 1, 1, 1}};
+                          {5, 6, 4, 35, 1, 1, 1, 1, 1, 1},
+                          // An image whose last tile has fewer vectors than
+                          // the tile (run one vector at a time): LeNet-CIFAR's
+                          // conv1 (3 x 8 tiles), and Cout = 12 (4 x 4 tiles).
+                          {3, 32, 32, 32, 5, 5, 1, 1, 1, 1}, {2, 12, 9, 40, 3, 3, 1, 1, 1, 1}};
     for (const Case& c : cases) {
         CAPTURE(c.cin);
         CAPTURE(c.w);
@@ -220,7 +224,8 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
                             {{3, 10, 11, 5, 2, 3, 1, 1, 2, 1}, 1, 1, 1, 1},     // rows narrower than a vector
                             {{2, 7, 9, 37, 3, 4, 1, 1, 1, 1}, 2, 0, 1, 3},      // asymmetric padding
                             {{8, 5, 13, 17, 2, 2, 1, 1, 1, 1}, 0, 1, 0, 0},    // K = 32
-                            {{1, 7, 6, 21, 1, 3, 1, 1, 1, 1}, 0, 1, 2, 1}};    // K = 3, Cout odd
+                            {{1, 7, 6, 21, 1, 3, 1, 1, 1, 1}, 0, 1, 2, 1},     // K = 3, Cout odd
+                            {{4, 32, 32, 32, 5, 5, 1, 1, 1, 1}, 0, 0, 0, 0}};  // salted LeNet's 4->32: a partial last tile
     int compacted = 0;
     for (const Padded& pc : cases) {
         const Case& c = pc.c;
@@ -256,5 +261,47 @@ TEST_CASE("shallow_conv_compacted: the same bits as the row-by-row shallow convo
             CHECK(rows == compact);
         }
     }
-    CHECK(compacted >= 4);  // 6 with AVX-512, 5 with AVX2, 4 with NEON or SSE
+    CHECK(compacted >= 4);  // 7 with AVX-512, 6 with AVX2, 5 with NEON or SSE
+}
+
+// The compacted image itself, against its definition: plane (c, kx), row
+// iy, column ox = padded input (c, iy, ox + kx), then the zero slack. Rows
+// without column padding are packed as whole blended vectors (pack_rows);
+// widths around multiples of the vector, 1 to 7 rows, padding or not.
+TEST_CASE("shallow_compact_image: every plane, row and column as defined, the slack zero") {
+    std::mt19937 rng(12);
+    const int64_t W = static_cast<int64_t>(simd::width);
+    int checked = 0;
+    for (int64_t out_w : {W - 1, W + 1, W + W / 2, 2 * W - 1, 3 * W + 5})
+        for (int64_t rows : {1, 2, 3, 7})
+            for (int64_t pad : {0, 1}) {
+                const int64_t cin = 2, kh = 2, kw = 3, w = out_w + kw - 1 - 2 * pad, h = rows + kh - 1 - 2 * pad;
+                if (w < 1 || h < 1) continue;
+                Case c{cin, 3, h + 2 * pad, w + 2 * pad, kh, kw, 1, 1, 1, 1};
+                const kernels::DirectConvGeometry g = geometry(c, rows, out_w);
+                if (!kernels::shallow_conv_compacts(g)) continue;
+                CAPTURE(out_w);
+                CAPTURE(rows);
+                CAPTURE(pad);
+                const std::vector<float> x = random_vector(static_cast<std::size_t>(cin * h * w), rng);
+                std::vector<float> xc(static_cast<std::size_t>(kernels::shallow_compact_floats(g)), -9.0f);
+                kernels::shallow_compact_image(g, x.data(), h, w, pad, pad, xc.data());
+                bool same = true;
+                for (int64_t ci = 0; ci < cin; ++ci)
+                    for (int64_t kx = 0; kx < kw; ++kx)
+                        for (int64_t iy = 0; iy < g.in_h; ++iy)
+                            for (int64_t ox = 0; ox < out_w; ++ox) {
+                                const int64_t sy = iy - pad, sx = ox + kx - pad;
+                                const float want = sy >= 0 && sy < h && sx >= 0 && sx < w
+                                                       ? x[static_cast<std::size_t>((ci * h + sy) * w + sx)]
+                                                       : 0.0f;
+                                same = same && xc[static_cast<std::size_t>(((ci * kw + kx) * g.in_h + iy) * out_w + ox)] == want;
+                            }
+                for (int64_t i = kernels::shallow_compact_floats(g) - kernels::shallow_conv_slack;
+                     i < kernels::shallow_compact_floats(g); ++i)
+                    same = same && xc[static_cast<std::size_t>(i)] == 0.0f;
+                CHECK(same);
+                ++checked;
+            }
+    CHECK(checked >= 20);
 }
