@@ -421,9 +421,11 @@ def core_latency_lines(rows):
     """Round trips measured before and after each group of these rows."""
     parts, seen = [], set()
     for r in rows:
+        rtt = r.get("core_rtt_ns")  # absent from runs before 2026-12-07 18:20
+        if not rtt:
+            continue
         key = (r["batch"], r["model_family"], r["contended"])
-        rtt = r.get("core_rtt_ns")
-        if key in seen or not rtt:
+        if key in seen:
             continue
         seen.add(key)
         parts.append(f"{r['model_family']} b{r['batch']} "
