@@ -33,8 +33,19 @@ inline FloatBatch broadcast(float x) { return FloatBatch(x); }
 template <class A>
 inline xsimd::batch<float, A> fma(const xsimd::batch<float, A>& a, const xsimd::batch<float, A>& b,
                                   const xsimd::batch<float, A>& c) {
+    // Chosen by register size, not arch: on an AVX2 machine the half
+    // vectors are xsimd's sse4_2 batches, whose fma is the generic one
+    // although the CPU has FMA3 (shallow_conv's half/full test failed
+    // there). On x86 a 16/32/64-byte float register is __m128/256/512.
+#if defined(__AVX512F__) || defined(__FMA__)
+    using Reg = typename xsimd::batch<float, A>::register_type;
+#endif
 #if defined(__AVX512F__)
-    if constexpr (std::is_base_of<xsimd::avx512f, A>::value) return _mm512_fmadd_ps(a, b, c);
+    if constexpr (sizeof(Reg) == 64) return _mm512_fmadd_ps(a, b, c);
+#endif
+#if defined(__FMA__)
+    if constexpr (sizeof(Reg) == 32) return _mm256_fmadd_ps(a, b, c);
+    if constexpr (sizeof(Reg) == 16) return _mm_fmadd_ps(a, b, c);
 #endif
     return xsimd::fma(a, b, c);
 }
