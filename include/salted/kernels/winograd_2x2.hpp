@@ -97,7 +97,7 @@ struct Tiles2x2 {
             winograd::transpose_rows16x8(z, A, d + i * A);
         }
 #else
-        winograd::load_patches_portable<A>(in, patches, lanes, channel_offset, g.in_w, d);
+        winograd::load_patches<A>(in, patches, lanes, channel_offset, g.in_w, d);
 #endif
         winograd::f23::input_transform(d, tv);
         emit(0, tv);

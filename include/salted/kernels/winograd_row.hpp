@@ -205,6 +205,15 @@ struct RowTiles {
                 [&](int t) { return mask(t, j0) & 0xffu; }, z);
             winograd::transpose_rows16x8(z, std::min(8, span - j0), col + j0);
         }
+#elif defined(SALTED_WINOGRAD_AVX2)
+        for (int j0 = 0; j0 < span; j0 += 8) {  // 8 columns per transpose
+            __m256 r[8];
+            for (int t = 0; t < 8; ++t)
+                r[t] = t < lanes ? winograd::load_row8(in, patches[t].offset + offset + j0, mask(t, j0))
+                                 : _mm256_setzero_ps();
+            winograd::transpose8x8(r);
+            for (int j = 0; j < 8; ++j) col[j0 + j] = r[j];
+        }
 #else
         constexpr int W = static_cast<int>(simd::width);
         alignas(64) float buf[span * W];

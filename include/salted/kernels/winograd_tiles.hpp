@@ -10,8 +10,9 @@
 // masked load (the mask also supplies the zero padding, so edge tiles take
 // the same path), 16 tiles' rows become 6 lane vectors in three shuffle
 // stages, and an output tile row of 16 channels becomes 16 four-float stores.
+// AVX2 does the same with 8 lanes (vmaskmovps loads, an 8x8 transpose).
 // Other instruction sets take the portable element-by-element path, which is
-// also the twin the tests compare the AVX-512 path against.
+// also the twin the tests compare the transposing paths against.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +21,9 @@
 #if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define SALTED_WINOGRAD_AVX512 1
+#elif defined(__AVX2__)
+#include <immintrin.h>
+#define SALTED_WINOGRAD_AVX2 1
 #endif
 
 #include "salted/core/simd.hpp"
@@ -233,14 +237,105 @@ inline void store_tile_half_avx512(const simd::FloatBatch* y, float* dst, int64_
 }
 #endif
 
-// The input patches of up to `width` tiles, one per lane (see load_patches_portable).
+#if defined(SALTED_WINOGRAD_AVX2)
+static_assert(simd::width == 8, "the AVX2 tile paths assume 8-float batches");
+
+#define SALTED_TILE_INLINE inline __attribute__((always_inline))
+
+// Up to 8 floats from in[index], lane j loaded where bit j of `mask` is set
+// and zero elsewhere. vmaskmovps does not touch (nor fault on) masked-out
+// lanes, so the address may lie outside the input where the mask is clear;
+// it is formed as an integer for that reason. A full mask takes the plain
+// load.
+SALTED_TILE_INLINE __m256 load_row8(const float* in, int64_t index, uint32_t mask) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(in) + static_cast<std::uintptr_t>(index) * sizeof(float);
+    const float* p = reinterpret_cast<const float*>(addr);
+    mask &= 0xffu;
+    if (mask == 0xffu) return _mm256_loadu_ps(p);
+    if (mask == 0) return _mm256_setzero_ps();
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i lanes = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(mask)), bit), bit);
+    return _mm256_maskload_ps(p, lanes);
+}
+
+// In place: r[t] (row t, 8 floats) becomes r[j] (column j: lane t = row t's
+// element j). Unpack, shuffle_ps, then 128-bit halves across.
+SALTED_TILE_INLINE void transpose8x8(__m256* r) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    // s[c] (rows 0-3) and s[c + 4] (rows 4-7): column c in the low half, c + 4 in the high.
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// load_patches_portable by transposes: each patch row of the 8 tiles is
+// loaded (masked) and transposed into Side lane vectors.
+template <int Side>
+SALTED_TILE_INLINE void load_patches_avx2(const float* in, const Patch* tiles, int lanes, int64_t channel_offset,
+                                          int64_t in_w, simd::FloatBatch* d) {
+    static_assert(Side <= 8, "a patch row is one 8-float load");
+    constexpr uint32_t cols = (1u << Side) - 1u;
+    for (int i = 0; i < Side; ++i) {
+        __m256 r[8];
+        for (int t = 0; t < 8; ++t) {
+            r[t] = _mm256_setzero_ps();
+            if (t < lanes && (tiles[t].row_mask >> i & 1u))
+                r[t] = load_row8(in, tiles[t].offset + channel_offset + i * in_w, tiles[t].col_mask & cols);
+        }
+        transpose8x8(r);
+        for (int j = 0; j < Side; ++j) d[i * Side + j] = r[j];
+    }
+}
+
+// Rows full rows (4 pixels) of a 4x4 output tile for 8 channels: the four
+// pixel vectors of a row, transposed within each 128-bit half, give channel
+// q (low half) and 4 + q (high half) in r[q].
+template <int Rows>
+SALTED_TILE_INLINE void store_tile_avx2(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w) {
+    for (int i = 0; i < Rows; ++i) {
+        const __m256 c0 = y[i * 4], c1 = y[i * 4 + 1], c2 = y[i * 4 + 2], c3 = y[i * 4 + 3];
+        const __m256 t0 = _mm256_unpacklo_ps(c0, c1), t1 = _mm256_unpackhi_ps(c0, c1);
+        const __m256 t2 = _mm256_unpacklo_ps(c2, c3), t3 = _mm256_unpackhi_ps(c2, c3);
+        const __m256 r[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                             _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+        float* row = dst + i * out_w;
+        for (int q = 0; q < 4; ++q) {
+            _mm_storeu_ps(row + q * plane, _mm256_castps256_ps128(r[q]));
+            _mm_storeu_ps(row + (4 + q) * plane, _mm256_extractf128_ps(r[q], 1));
+        }
+    }
+}
+#endif
+
+// The input patches (side Side) of up to `width` tiles, one per lane (see
+// load_patches_portable).
+template <int Side = tile_in>
 inline void load_patches(const float* in, const Patch* tiles, int lanes, int64_t channel_offset, int64_t in_w,
                          simd::FloatBatch* d) {
 #if defined(SALTED_WINOGRAD_AVX512)
-    load_patches_avx512(in, tiles, lanes, channel_offset, in_w, d);
-#else
-    load_patches_portable(in, tiles, lanes, channel_offset, in_w, d);
+    if constexpr (Side == tile_in) return load_patches_avx512(in, tiles, lanes, channel_offset, in_w, d);
+#elif defined(SALTED_WINOGRAD_AVX2)
+    return load_patches_avx2<Side>(in, tiles, lanes, channel_offset, in_w, d);
 #endif
+    load_patches_portable<Side>(in, tiles, lanes, channel_offset, in_w, d);
 }
 
 // One output tile for up to `width` channels, one per lane (see store_tile_portable).
@@ -249,6 +344,9 @@ inline void store_tile(const simd::FloatBatch* y, float* dst, int64_t plane, int
 #if defined(SALTED_WINOGRAD_AVX512)
     if (cols == tile_out && lanes == 16 && rows == tile_out) return store_tile_avx512<tile_out>(y, dst, plane, out_w);
     if (cols == tile_out && lanes == 16 && rows == 1) return store_tile_avx512<1>(y, dst, plane, out_w);
+#elif defined(SALTED_WINOGRAD_AVX2)
+    if (cols == tile_out && lanes == 8 && rows == tile_out) return store_tile_avx2<tile_out>(y, dst, plane, out_w);
+    if (cols == tile_out && lanes == 8 && rows == 1) return store_tile_avx2<1>(y, dst, plane, out_w);
 #endif
     store_tile_portable(y, dst, plane, out_w, rows, cols, lanes);
 }
