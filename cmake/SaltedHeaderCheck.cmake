@@ -2,6 +2,7 @@
 # in the two configurations salted promises to support:
 #   salted_header_check         no OpenMP, no -march: a plain consumer build
 #   salted_header_check_openmp  -fopenmp and salted's own -march=native
+# and, on x86-64, with -march=x86-64-v3 (AVX2) and -v4 (AVX-512).
 # One generated translation unit per header. The header list is a configure-
 # time glob (CONFIGURE_DEPENDS), so a new header is checked without editing
 # anything. The targets are not part of `all`: the CTest test
@@ -41,6 +42,19 @@ if(OpenMP_CXX_FOUND)
   list(APPEND _check_targets salted_header_check_openmp)
 else()
   message(STATUS "salted: OpenMP not found; headers are checked without -fopenmp only")
+endif()
+
+# The x86 SIMD paths the host may not take: the CI host's -march=native is
+# AVX-512 on some machines of this kind and AVX2 on others, and each path
+# has code of its own (winograd_tiles.hpp, simd.hpp). Both are compiled here
+# whatever the host; they run only where the CPU has them.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  foreach(_level v3 v4)
+    add_library(salted_header_check_x86_${_level} OBJECT EXCLUDE_FROM_ALL ${_tus})
+    target_link_libraries(salted_header_check_x86_${_level} PRIVATE salted::salted)
+    target_compile_options(salted_header_check_x86_${_level} PRIVATE ${_strict} -march=x86-64-${_level})
+    list(APPEND _check_targets salted_header_check_x86_${_level})
+  endforeach()
 endif()
 
 list(LENGTH SALTED_PUBLIC_HEADERS _count)
