@@ -415,28 +415,28 @@ private:
         }
 #elif defined(SALTED_WINOGRAD_AVX2)
         if constexpr (W == 8 && MR == 6) {
-            // A block is 24 tiles, 4 panels of 6 rows, and r0 a multiple of
-            // 8, so each lane group splits over two panels in one of three
-            // fixed ways: 4-, 2-float stores instead of 8 scalar ones.
-            static_assert(winograd_block_tiles == 24, "the AVX2 lane stores assume 24-tile blocks");
+            // A block is 24 tiles, 4 panels of 6 rows, and r0 (a tile of
+            // the block) is 0, 8 or 16, so each lane group splits over two
+            // panels in one of three fixed ways: 4-, 2-float stores instead
+            // of 8 scalar ones.
+            static_assert(block_tiles() == 24, "the AVX2 lane stores assume 24-tile blocks");
             const __m128 lo = _mm256_castps256_ps128(x), hi = _mm256_extractf128_ps(x, 1);
-            float* d = dst + (r0 / 24) * 4 * panel_stride;
             auto store2_low = [](float* p, __m128 v) { _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(v)); };
             auto store2_high = [](float* p, __m128 v) { _mm_storeh_pd(reinterpret_cast<double*>(p), _mm_castps_pd(v)); };
-            switch (r0 % 24) {
+            switch (r0) {
                 case 0:  // lanes 0-5: panel 0 rows 0-5; lanes 6-7: panel 1 rows 0-1
-                    _mm_storeu_ps(d, lo);
-                    store2_low(d + 4, hi);
-                    store2_high(d + panel_stride, hi);
+                    _mm_storeu_ps(dst, lo);
+                    store2_low(dst + 4, hi);
+                    store2_high(dst + panel_stride, hi);
                     return;
                 case 8:  // lanes 0-3: panel 1 rows 2-5; lanes 4-7: panel 2 rows 0-3
-                    _mm_storeu_ps(d + panel_stride + 2, lo);
-                    _mm_storeu_ps(d + 2 * panel_stride, hi);
+                    _mm_storeu_ps(dst + panel_stride + 2, lo);
+                    _mm_storeu_ps(dst + 2 * panel_stride, hi);
                     return;
                 default:  // 16. lanes 0-1: panel 2 rows 4-5; lanes 2-7: panel 3 rows 0-5
-                    store2_low(d + 2 * panel_stride + 4, lo);
-                    store2_high(d + 3 * panel_stride, lo);
-                    _mm_storeu_ps(d + 3 * panel_stride + 2, hi);
+                    store2_low(dst + 2 * panel_stride + 4, lo);
+                    store2_high(dst + 3 * panel_stride, lo);
+                    _mm_storeu_ps(dst + 3 * panel_stride + 2, hi);
                     return;
             }
         }
