@@ -22,6 +22,7 @@
 #include "salted/kernels/winograd.hpp"
 #include "salted/kernels/winograd_2x2.hpp"
 #include "salted/kernels/winograd_5x5.hpp"
+#include "salted/kernels/winograd_row.hpp"
 #include "salted/ops/conv2d.hpp"
 #include "random_floats.hpp"
 
@@ -652,6 +653,48 @@ TEST_CASE("row winograd: taken only where it saves multiplies and the output is 
 }
 
 // F(2x2, 3x3): the lane transforms against the matrices, in double.
+// The row F(6, 3) transforms are factored (shared sums), not the matrix
+// products: within a few float roundings of B^T d and A^T m in double.
+TEST_CASE("row winograd F(6, 3): factored lane transforms equal B^T d and A^T m on every lane") {
+    namespace row63 = kernels::winograd::row63;
+    using B = simd::FloatBatch;
+    constexpr int W = static_cast<int>(simd::width);
+    for (uint32_t seed : {31u, 32u, 33u}) {
+        auto d = random_floats(8 * W, seed);
+        auto m = random_floats(8 * W, seed + 100);
+        B dv[16], ov[8], mv[8], yv[6];
+        for (int k = 0; k < 8; ++k) {
+            dv[2 * k] = B::load_unaligned(d.data() + k * W);  // stride 2: the odd entries are not read
+            dv[2 * k + 1] = B(std::nanf(""));
+            mv[k] = B::load_unaligned(m.data() + k * W);
+        }
+        row63::input_transform(dv, 2, ov);
+        row63::output_transform(mv, yv);
+        alignas(64) float lanes_o[8][W], lanes_y[6][W];
+        for (int k = 0; k < 8; ++k) ov[k].store_aligned(lanes_o[k]);
+        for (int k = 0; k < 6; ++k) yv[k].store_aligned(lanes_y[k]);
+        for (int t = 0; t < W; ++t) {
+            INFO("seed " << seed << " lane " << t);
+            for (int a = 0; a < 8; ++a) {
+                double v = 0, scale = 0;
+                for (int i = 0; i < 8; ++i) {
+                    v += row63::BT[a][i] * d[i * W + t];
+                    scale += std::fabs(row63::BT[a][i] * d[i * W + t]);
+                }
+                CHECK(std::fabs(lanes_o[a][t] - v) <= 4e-7 * scale);
+            }
+            for (int a = 0; a < 6; ++a) {
+                double y = 0, scale = 0;
+                for (int i = 0; i < 8; ++i) {
+                    y += row63::AT[a][i] * m[i * W + t];
+                    scale += std::fabs(row63::AT[a][i] * m[i * W + t]);
+                }
+                CHECK(std::fabs(lanes_y[a][t] - y) <= 4e-7 * scale);
+            }
+        }
+    }
+}
+
 TEST_CASE("winograd F(2x2): lane transforms equal B^T d B and A^T m A on every lane") {
     namespace f23 = kernels::winograd::f23;
     using B = simd::FloatBatch;

@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "salted/core/parallel.hpp"
 #include "salted/core/result.hpp"
@@ -141,6 +142,10 @@ struct Tiles3x3 {
     static constexpr int64_t block_tiles = winograd_block_tiles;
     // Transformed input channels per input channel.
     int phases() const { return 1; }
+    // Leading transformed channels (in units of Cin) whose weights can be
+    // non-zero at position xi: all of them here (RowTiles has fewer).
+    int live_phases(int) const { return 1; }
+    static constexpr bool has_dead_positions = false;  // whether live_phases can be less than phases
     static int64_t tile_count(const Geometry& g) { return g.tiles(); }
     // The rows and columns of a tile's input patch.
     int patch_rows() const { return winograd::tile_in; }
@@ -156,10 +161,13 @@ struct Tiles3x3 {
         locate_square_tiles(g, cin, winograd::tile_out, winograd::tile_in, t0, count, pos, patches);
     }
 
-    // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per lane).
+    // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per
+    // lane). Every tiling's transform_input is forced inline into
+    // WinogradConv::transform_input, whose per-lane-group copies GCC
+    // otherwise called out of line (LeNet 15 % slower).
     template <class Emit>
-    void transform_input(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
-                         const Emit& emit) const {
+    __attribute__((always_inline)) void transform_input(const Geometry& g, const float* in, const Patch* patches,
+                                                        int lanes, int64_t c, const Emit& emit) const {
         simd::FloatBatch d[positions], tv[positions];
         winograd::load_patches(in, patches, lanes, c * g.in_h * g.in_w, g.in_w, d);
         winograd::input_transform(d, tv);
@@ -209,6 +217,7 @@ public:
         w.tiles_ = tiles;
         w.cin_ = in_channels;
         w.k_ = in_channels * tiles.phases();
+        for (int xi = 0; xi < P; ++xi) w.k_at_[xi] = in_channels * tiles.live_phases(xi);
         w.cout_ = out_channels;
         w.panels_ = (out_channels + NR - 1) / NR;
         SALTED_ASSIGN(w.u_, Tensor::zeros(Shape({w.panels_, P, w.k_, NR})));
@@ -326,7 +335,7 @@ public:
                     Patch patches[Tiles::block_tiles];
                     tiles_.locate(g, cin_, t0, count, pos, patches);
                     transform_input(g, in, pos, patches, count, true, v);
-                    for (int64_t p = 0; p < panels_; ++p) finish_tiles(g, out, act, pos, count, v, p, m);
+                    for (int64_t p = 0; p < panels_; ++p) finish_tiles(g, out, act, pos, count, v, 0, p, m);
                 }
             });
             return;
@@ -352,7 +361,7 @@ public:
                 transformed[lane] = true;
             }
             const int64_t p = it / runs, r0 = it % runs * rows;
-            finish_tiles(g, out, act, pos + r0, std::min(rows, tiles - r0), v + r0 * k_, p, m);
+            finish_tiles(g, out, act, pos + r0, std::min(rows, tiles - r0), v, r0, p, m);
         });
     }
 
@@ -365,19 +374,33 @@ private:
     // slower than one on a 96->96 16x16 layer).
     int64_t one_block_item_rows(int64_t tiles) const { return panels_ >= 4 ? tiles : std::min<int64_t>(gemm_mr, tiles); }
 
-    // For `count` tiles (at most a block, starting at an MR-panel boundary
-    // of the transformed input `v`, [positions][panels][K][MR] with
-    // positions v_stride() apart) and output-channel panel p: the GEMMs into
-    // `m` ([count][positions][NR], tiles m_row() apart), then the output
-    // transform.
-    void finish_tiles(const Geometry& g, float* out, const ops::Activation& act, const WinogradTilePos* pos,
-                      int64_t count, const float* v, int64_t p, float* m) const {
+    // Transformed channels live at position xi: the leading k_at_[xi] (a
+    // constant K where the tiling has no dead positions).
+    int64_t live_channels(int xi) const { return Tiles::has_dead_positions ? k_at_[xi] : k_; }
+
+    // For `count` tiles (at most a block, starting at tile r0, an MR-panel
+    // boundary, of the transformed input `v`, [positions][panels][K'][MR]
+    // with positions v_stride() apart and K' = live_channels(xi)) and
+    // output-channel panel p: the GEMMs into `m` ([count][positions][NR],
+    // tiles m_row() apart), then the output transform. A position's GEMM
+    // sums only its live channels; where there are none its M is zero.
+    // Not inlined: inlined into run(), its GEMMs and the input transform
+    // were laid out differently by GCC and LeNet's 5x5 layers ran 4-15 %
+    // slower (alternated builds, min of 500 runs).
+    __attribute__((noinline)) void finish_tiles(const Geometry& g, float* out, const ops::Activation& act,
+                                                const WinogradTilePos* pos, int64_t count, const float* v,
+                                                int64_t r0, int64_t p, float* m) const {
         constexpr int NR = gemm_nr, P = positions;
         for (int xi = 0; xi < P; ++xi) {
+            const int64_t k = live_channels(xi);
+            if (Tiles::has_dead_positions && k == 0) {
+                for (int64_t r = 0; r < count; ++r) std::fill_n(m + r * m_row() + xi * NR, NR, 0.0f);
+                continue;
+            }
             PackedB src;
-            src.data = u_.data() + (p * P + xi) * k_ * NR;
-            src.k = k_;
-            gemm_blocked_serial(count, NR, k_, v + xi * v_stride(), src, nullptr, m + xi * NR, m_row(),
+            src.data = u_.data() + (p * P + xi) * k_ * NR;  // its first k rows
+            src.k = k;
+            gemm_blocked_serial(count, NR, k, v + xi * v_stride() + r0 * k, src, nullptr, m + xi * NR, m_row(),
                                 GemmEpilogue(), false);
         }
         switch (act.kind) {
@@ -402,7 +425,10 @@ private:
     // Stores the lanes of `x` (one tile each, tiles r0.. of the block) into
     // the A panels of one transformed channel: tile r goes to row r % MR of
     // panel r / MR, and panels are `panel_stride` floats apart.
-    static void store_lanes(const simd::FloatBatch& x, float* dst, int64_t panel_stride, int64_t r0) {
+    // r0 is a compile-time constant where the caller can make it one (the
+    // AVX2 lane groups, transform_input), so that the switch below folds.
+    __attribute__((always_inline)) static void store_lanes(const simd::FloatBatch& x, float* dst,
+                                                           int64_t panel_stride, int64_t r0) {
         constexpr int W = static_cast<int>(simd::width), MR = gemm_mr;
 #if defined(SALTED_WINOGRAD_AVX512)
         if constexpr (W == 16 && MR == 8) {  // two half vectors; r0 is a multiple of 16
@@ -466,7 +492,7 @@ private:
     void transform_input(const Geometry& g, const float* in, const WinogradTilePos* pos, const Patch* patches,
                          int64_t count, bool prefetch, float* v) const {
         constexpr int W = static_cast<int>(simd::width), MR = gemm_mr, P = positions;
-        const int64_t panel_stride = k_ * MR, xi_stride = v_stride(), plane = g.in_h * g.in_w;
+        const int64_t xi_stride = v_stride(), plane = g.in_h * g.in_w;
         for (int64_t r0 = 0; r0 < count; r0 += W) {
             const int lanes = static_cast<int>(std::min<int64_t>(W, count - r0));
             // The lines the lanes' patches read in one channel, as offsets
@@ -476,14 +502,32 @@ private:
             const int64_t last = patches[r0 + lanes - 1].offset + (tiles_.patch_rows() - 1) * g.in_w +
                                  tiles_.patch_cols();
             const int64_t hi = std::min({last, image + plane, lo + prefetch_max_floats});
-            for (int64_t c = 0; c < cin_; ++c) {
-                if (prefetch && c + prefetch_channels_ahead < cin_)
-                    for (int64_t i = lo; i < hi; i += 16) prefetch_ahead(in, (c + prefetch_channels_ahead) * plane + i);
-                tiles_.transform_input(g, in, patches + r0, lanes, c, [&](int ph, const simd::FloatBatch* tv) {
-                    for (int xi = 0; xi < P; ++xi)
-                        store_lanes(tv[xi], v + xi * xi_stride + (ph * cin_ + c) * MR, panel_stride, r0);
-                });
+            const auto channels = [&](auto group_start) {
+                for (int64_t c = 0; c < cin_; ++c) {
+                    if (prefetch && c + prefetch_channels_ahead < cin_)
+                        for (int64_t i = lo; i < hi; i += 16)
+                            prefetch_ahead(in, (c + prefetch_channels_ahead) * plane + i);
+                    tiles_.transform_input(g, in, patches + r0, lanes, c, [&](int ph, const simd::FloatBatch* tv) {
+                        const int64_t k = ph * cin_ + c;
+                        for (int xi = 0; xi < P; ++xi)
+                            if (!Tiles::has_dead_positions || k < k_at_[xi])
+                                store_lanes(tv[xi], v + xi * xi_stride + k * MR, live_channels(xi) * MR,
+                                            group_start);
+                    });
+                }
+            };
+#if defined(SALTED_WINOGRAD_AVX2)
+            // The lane group's start as a constant: store_lanes' switch then
+            // folds, out of the channel loop (measured: a jump per stored
+            // position was a tenth of the sensor net's input transform).
+            if constexpr (W == 8 && MR == 6) {
+                if (r0 == 0) channels(std::integral_constant<int64_t, 0>());
+                else if (r0 == 8) channels(std::integral_constant<int64_t, 8>());
+                else channels(std::integral_constant<int64_t, 16>());
+                continue;
             }
+#endif
+            channels(r0);
         }
     }
 
@@ -540,6 +584,7 @@ private:
 
     Tiles tiles_;
     int64_t cin_ = 0, k_ = 0, cout_ = 0;  // k_: transformed input channels, Cin x phases
+    int64_t k_at_[positions] = {};         // the leading ones live at each position (Tiles::live_phases)
     int64_t panels_ = 0;                  // ceil(Cout / NR)
     Tensor u_;                            // [panels][positions][K][NR]: transformed weights as packed B panels
     Tensor bias_;                         // [panels * NR], zero past Cout (and everywhere without a bias)

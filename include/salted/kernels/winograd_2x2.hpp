@@ -66,6 +66,8 @@ struct Tiles2x2 {
     static constexpr int64_t block_tiles = winograd_block_tiles;
     static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
     int phases() const { return 1; }
+    int live_phases(int) const { return 1; }  // see RowTiles::live_phases
+    static constexpr bool has_dead_positions = false;
     int patch_rows() const { return winograd::f23::tile_in; }
     int patch_cols() const { return winograd::f23::tile_in; }
     static int64_t tiles_y(const Geometry& g) { return (g.out_h + tile_h - 1) / tile_h; }
@@ -83,8 +85,8 @@ struct Tiles2x2 {
 
     // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles (one per lane).
     template <class Emit>
-    void transform_input(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
-                         const Emit& emit) const {
+    __attribute__((always_inline)) void transform_input(const Geometry& g, const float* in, const Patch* patches,
+                                                        int lanes, int64_t c, const Emit& emit) const {
         constexpr int A = winograd::f23::tile_in;
         simd::FloatBatch d[positions], tv[positions];
         const int64_t channel_offset = c * g.in_h * g.in_w;

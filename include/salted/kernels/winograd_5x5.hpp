@@ -56,6 +56,8 @@ struct Tiles5x5 {
     static constexpr int64_t block_tiles = winograd_block_tiles;
     static constexpr bool store_in_halves = false;  // Tiles3x3::store_half
     int phases() const { return 1; }
+    int live_phases(int) const { return 1; }  // see RowTiles::live_phases
+    static constexpr bool has_dead_positions = false;
     int patch_rows() const { return winograd::tile_in; }
     int patch_cols() const { return winograd::tile_in; }
     static int64_t tile_count(const Geometry& g) { return Tiles2x2::tile_count(g); }  // the same 2x2 tiles
@@ -71,8 +73,8 @@ struct Tiles5x5 {
 
     // emit(0, tv): tv[xi] = B^T d B of channel c of `lanes` tiles, as F(4x4, 3x3).
     template <class Emit>
-    void transform_input(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
-                         const Emit& emit) const {
+    __attribute__((always_inline)) void transform_input(const Geometry& g, const float* in, const Patch* patches,
+                                                        int lanes, int64_t c, const Emit& emit) const {
         Tiles3x3().transform_input(g, in, patches, lanes, c, emit);
     }
 

@@ -81,6 +81,44 @@ inline void kernel_transform(const double* g, double* u) {
     for (int a = 0; a < tile_in; ++a) u[a] = G[a][0] * g[0] + G[a][1] * g[1] + G[a][2] * g[2];
 }
 
+// o = B^T d and y = A^T m on every lane, factored: the even and odd
+// columns of each B^T row pair share their sums (r1 = e + o, r2 = e - o,
+// ...), 26 operations instead of the matrix's 52, and A^T's rows share the
+// sums and differences of m1..m6, 18 instead of 44. Rounding differs from
+// the matrix product by a few ulps (the lane-transform test bounds it).
+// d[i * stride] is column i.
+__attribute__((always_inline)) inline void input_transform(const simd::FloatBatch* d, int stride,
+                                                           simd::FloatBatch* o) {
+    using B = simd::FloatBatch;
+    const B d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride];
+    const B d4 = d[4 * stride], d5 = d[5 * stride], d6 = d[6 * stride], d7 = d[7 * stride];
+    o[0] = simd::fma(B(5.25f), d4 - d2, d0 - d6);
+    o[7] = simd::fma(B(5.25f), d3 - d5, d7 - d1);
+    const B e1 = simd::fma(B(-4.25f), d4, d2 + d6), o1 = simd::fma(B(-4.25f), d3, d1 + d5);
+    o[1] = e1 + o1;
+    o[2] = e1 - o1;
+    const B e2 = simd::fma(B(4.0f), d2, simd::fma(B(-5.0f), d4, d6));
+    const B o2 = simd::fma(B(2.0f), d1, simd::fma(B(-2.5f), d3, d5 * B(0.5f)));
+    o[3] = e2 + o2;
+    o[4] = e2 - o2;
+    const B e3 = simd::fma(B(0.25f), d2, simd::fma(B(-1.25f), d4, d6));
+    const B o3 = simd::fma(B(0.5f), d1, simd::fma(B(-2.5f), d3, d5 * B(2.0f)));
+    o[5] = e3 + o3;
+    o[6] = e3 - o3;
+}
+
+__attribute__((always_inline)) inline void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
+    using B = simd::FloatBatch;
+    const B s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    const B s56 = m[5] + m[6], d56 = m[5] - m[6];
+    y[0] = m[0] + s12 + s34 + s56;
+    y[1] = simd::fma(B(2.0f), d56, simd::fma(B(0.5f), d34, d12));
+    y[2] = simd::fma(B(4.0f), s56, simd::fma(B(0.25f), s34, s12));
+    y[3] = simd::fma(B(8.0f), d56, simd::fma(B(0.125f), d34, d12));
+    y[4] = simd::fma(B(16.0f), s56, simd::fma(B(0.0625f), s34, s12));
+    y[5] = simd::fma(B(32.0f), d56, simd::fma(B(0.03125f), d34, d12 + m[7]));
+}
+
 }  // namespace row63
 
 }  // namespace winograd
@@ -109,18 +147,32 @@ struct RowTiles {
                dilation_w == 1 && groups == 1;
     }
 
-    // Transformed channels per input channel: one per (kernel row, phase).
+    // Transformed channels per input channel: one per (phase, kernel row),
+    // phase-major.
     int phases() const { return kernel_h * stride; }
+    // The last position (F(6, 3)'s point at infinity) takes only the third
+    // tap of a phase, g[2] = w[2 * stride + phase], which a kernel narrower
+    // than 3 x stride lacks: kw = 5 at stride 2 has no w[5], so the odd
+    // phase is zero there. Phases are the outer index of the transformed
+    // channels, so the live ones are a prefix and that position's GEMM
+    // skips the rest: 1/16 of the multiplies of the sensor net's layers.
+    static constexpr bool has_dead_positions = true;
+    int live_phases(int xi) const {
+        if (xi != positions - 1) return phases();
+        int live = 0;
+        for (int ph = 0; ph < stride; ++ph) live += 2 * stride + ph < kernel_w;
+        return live * kernel_h;
+    }
     int patch_rows() const { return kernel_h; }
     int patch_cols() const { return span(); }
     static int64_t tiles_x(const Geometry& g) { return (g.out_w + tile_w - 1) / tile_w; }
     static int64_t tile_count(const Geometry& g) { return g.batch * g.out_h * tiles_x(g); }
     int span() const { return positions * stride; }
 
-    // Transformed channel k = (ky * stride + phase) * Cin + c takes taps
+    // Transformed channel k = (phase * kh + ky) * Cin + c takes taps
     // w[co][c][ky][t * stride + phase].
     void kernel_transform(const float* weight, int64_t co, int64_t k, int64_t cin, double* u) const {
-        const int64_t ky = k / cin / stride, phase = k / cin % stride, c = k % cin;
+        const int64_t ky = k / cin % kernel_h, phase = k / cin / kernel_h, c = k % cin;
         double g[3] = {0, 0, 0};
         for (int t = 0; t < 3; ++t) {
             const int64_t tap = t * stride + phase;
@@ -147,19 +199,19 @@ struct RowTiles {
         }
     }
 
-    // emit(ky * stride + phase, tv): tv[xi] = (B^T d)[xi] for that kernel
+    // emit(phase * kh + ky, tv): tv[xi] = (B^T d)[xi] for that kernel
     // row and phase of channel c of `lanes` tiles.
     template <class Emit>
-    void transform_input(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
-                         const Emit& emit) const {
+    __attribute__((always_inline)) void transform_input(const Geometry& g, const float* in, const Patch* patches,
+                                                        int lanes, int64_t c, const Emit& emit) const {
         // The stride as a constant, so that the columns stay in registers.
         if (stride == 2) return transform_input_strided<2>(g, in, patches, lanes, c, emit);
         transform_input_strided<1>(g, in, patches, lanes, c, emit);
     }
 
     template <int S, class Emit>
-    void transform_input_strided(const Geometry& g, const float* in, const Patch* patches, int lanes, int64_t c,
-                                 const Emit& emit) const {
+    __attribute__((always_inline)) void transform_input_strided(const Geometry& g, const float* in,
+                                                                const Patch* patches, int lanes, int64_t c, const Emit& emit) const {
         for (int ky = 0; ky < kernel_h; ++ky) {
             // The span's columns, one tile per lane (rounded up to the 8 a transpose writes).
             simd::FloatBatch col[(S * positions + 7) / 8 * 8];
@@ -167,14 +219,14 @@ struct RowTiles {
             for (int ph = 0; ph < S; ++ph) {
                 const simd::FloatBatch* d = col + ph;  // column i * S + ph
                 simd::FloatBatch o[positions];
-                winograd::apply_constant(winograd::row63::BT, d, S, o);
-                emit(ky * S + ph, o);
+                winograd::row63::input_transform(d, S, o);
+                emit(ph * kernel_h + ky, o);
             }
         }
     }
 
     static void output_transform(const simd::FloatBatch* m, simd::FloatBatch* y) {
-        winograd::apply_constant(winograd::row63::AT, m, 1, y);
+        winograd::row63::output_transform(m, y);
     }
 
     // The first `cols` pixels of the 1 x 6 tile y for `lanes` channels.
@@ -206,6 +258,20 @@ struct RowTiles {
             winograd::transpose_rows16x8(z, std::min(8, span - j0), col + j0);
         }
 #elif defined(SALTED_WINOGRAD_AVX2)
+        // A group of 8 tiles whose spans lie inside the image (all of them
+        // on the sensor net's unpadded layers) loads without masks.
+        constexpr uint32_t whole = (1u << span) - 1u;
+        uint32_t inside = lanes == 8 ? whole : 0u;
+        for (int t = 0; t < lanes; ++t) inside &= patches[t].mask[ky];
+        if (inside == whole) {
+            for (int j0 = 0; j0 < span; j0 += 8) {
+                __m256 r[8];
+                for (int t = 0; t < 8; ++t) r[t] = _mm256_loadu_ps(in + patches[t].offset + offset + j0);
+                winograd::transpose8x8(r);
+                for (int j = 0; j < 8; ++j) col[j0 + j] = r[j];
+            }
+            return;
+        }
         for (int j0 = 0; j0 < span; j0 += 8) {  // 8 columns per transpose
             __m256 r[8];
             for (int t = 0; t < 8; ++t)
