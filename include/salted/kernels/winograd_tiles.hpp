@@ -42,6 +42,9 @@ struct Patch {
     int64_t offset = 0;
     uint32_t row_mask = 0;
     uint32_t col_mask = 0;
+    // Every patch row and 8 columns from its left edge lie in the image:
+    // the AVX2 path loads such rows whole, without a mask.
+    bool wide_inside = false;
 };
 
 // The patch (side `side`: 6 for F(4x4, 3x3), 4 for F(2x2, 3x3)) of the
@@ -55,6 +58,7 @@ inline Patch patch_at(int64_t image, int64_t oy, int64_t ox, int64_t channels, i
         if (iy0 + i >= 0 && iy0 + i < in_h) p.row_mask |= 1u << i;
         if (ix0 + i >= 0 && ix0 + i < in_w) p.col_mask |= 1u << i;
     }
+    p.wide_inside = p.row_mask == (1u << side) - 1u && ix0 >= 0 && ix0 + 8 <= in_w;
     return p;
 }
 
@@ -291,12 +295,28 @@ SALTED_TILE_INLINE void load_patches_avx2(const float* in, const Patch* tiles, i
                                           int64_t in_w, simd::FloatBatch* d) {
     static_assert(Side <= 8, "a patch row is one 8-float load");
     constexpr uint32_t cols = (1u << Side) - 1u;
+    // Tiles inside the image (most of a map's) load whole rows without a
+    // mask; the others build their column mask once, not once per row.
+    bool whole[8];
+    __m256i mask[8];
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int t = 0; t < 8; ++t) {
+        whole[t] = t < lanes && tiles[t].wide_inside;
+        const int m = t < lanes ? static_cast<int>(tiles[t].col_mask & cols) : 0;
+        mask[t] = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m), bit), bit);
+    }
     for (int i = 0; i < Side; ++i) {
         __m256 r[8];
         for (int t = 0; t < 8; ++t) {
-            r[t] = _mm256_setzero_ps();
-            if (t < lanes && (tiles[t].row_mask >> i & 1u))
-                r[t] = load_row8(in, tiles[t].offset + channel_offset + i * in_w, tiles[t].col_mask & cols);
+            const int64_t index = (t < lanes ? tiles[t].offset : 0) + channel_offset + i * in_w;
+            const float* p = reinterpret_cast<const float*>(reinterpret_cast<std::uintptr_t>(in) +
+                                                            static_cast<std::uintptr_t>(index) * sizeof(float));
+            if (whole[t])
+                r[t] = _mm256_loadu_ps(p);
+            else if (t < lanes && (tiles[t].row_mask >> i & 1u))
+                r[t] = _mm256_maskload_ps(p, mask[t]);  // masked-out lanes are not touched: see load_row8
+            else
+                r[t] = _mm256_setzero_ps();
         }
         transpose8x8(r);
         for (int j = 0; j < Side; ++j) d[i * Side + j] = r[j];
