@@ -213,7 +213,7 @@ void shallow_conv_tiles(const DirectConvGeometry g, const float* x, const float*
 // compile time. With a loop over a runtime K of 5, the tile's set-up,
 // input reloads and loop control cost as much as the multiply-adds: the
 // sensor net's conv1 went 32.1 -> 21.7 us (7 alternated pinned rounds),
-// (1,3) and 2x2 layers 1.3x faster (5). NV = 4 by NC = 2: 20 input + 8
+// (1,3) and 2x2 layers 1.3x faster (5). NV = 4 by NC = 2 (shallow_short_tile): 20 input + 8
 // accumulator vectors + a broadcast fit AVX-512's and NEON's 32
 // registers; 3 x 4 tied, 2 x 8 ran 7-9 % slower, 4 x 3 11-17 %.
 //
@@ -310,21 +310,38 @@ inline bool shallow_long_tile(const DirectConvGeometry& g) {
     return shallow_has_32_registers && g.k() >= shallow_long_tile_min_k && g.out_channels % 8 == 0;
 }
 
+// Vectors of output pixels x output channels of a tile, by register file.
+// With 16 registers (AVX2, SSE) the 32-register tiles spill: 4 x 4 takes
+// 16 accumulators plus 4 input vectors and a broadcast, and the short
+// path's 5 x 4 input vectors alone are 20. There 4 x 2 (8 accumulators)
+// and, for patches of at most 5, 2 x 2 with the 10 input vectors kept:
+// Zen 3, bench_layers, 3 alternated rounds against 4 x 4, LeNet's conv1
+// 66.7 -> 43.7 us, its salted twin 89-91 -> 60, the sensor net's 1->64
+// (1,5) 78-84 -> 57-59 (at batch 64: 4.40 -> 3.03 ms, 5.9 -> 3.9, 12.8 ->
+// 10.5-11.1). 5 x 2 tied with 4 x 2; 2 x 6, 3 x 4, 4 x 3, 6 x 1 and 3 x 2
+// were slower, and on short patches 3 x 1, 2 x 1 and 1 x 4.
+struct ShallowTile {
+    int vectors, channels;
+};
+constexpr ShallowTile shallow_tile = shallow_has_32_registers ? ShallowTile{4, 4} : ShallowTile{4, 2};
+constexpr ShallowTile shallow_short_tile = shallow_has_32_registers ? ShallowTile{4, 2} : ShallowTile{2, 2};
+
 // The largest patch shallow_conv_tiles_short takes.
 constexpr int64_t shallow_short_max_k = 5;
 
 template <class B, int KF, class Act>
 void shallow_conv_short(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
                         const float* bias, Act act, float* out) {
-    shallow_conv_tiled<B, 4>(g, [&](int64_t t0, int64_t t1) {
-        shallow_conv_tiles_short<B, 4, 2, KF>(g, x, w, koff, bias, act, out, t0, t1);
+    constexpr int NV = shallow_short_tile.vectors, NC = shallow_short_tile.channels;
+    shallow_conv_tiled<B, NV>(g, [&](int64_t t0, int64_t t1) {
+        shallow_conv_tiles_short<B, NV, NC, KF>(g, x, w, koff, bias, act, out, t0, t1);
     });
 }
 
 template <class B, class Act>
 void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float* w, const int32_t* koff,
                        const float* bias, Act act, float* out) {
-    if (shallow_has_32_registers && g.k() <= shallow_short_max_k) {
+    if (g.k() <= shallow_short_max_k) {
         switch (g.k()) {
             case 1: return shallow_conv_short<B, 1>(g, x, w, koff, bias, act, out);
             case 2: return shallow_conv_short<B, 2>(g, x, w, koff, bias, act, out);
@@ -337,8 +354,9 @@ void shallow_conv_with(const DirectConvGeometry& g, const float* x, const float*
         return shallow_conv_tiled<B, 3>(g, [&](int64_t t0, int64_t t1) {
             shallow_conv_tiles<B, 3, 8>(g, x, w, koff, bias, act, out, t0, t1);
         });
-    shallow_conv_tiled<B, 4>(g, [&](int64_t t0, int64_t t1) {
-        shallow_conv_tiles<B, 4, 4>(g, x, w, koff, bias, act, out, t0, t1);
+    constexpr int NV = shallow_tile.vectors, NC = shallow_tile.channels;
+    shallow_conv_tiled<B, NV>(g, [&](int64_t t0, int64_t t1) {
+        shallow_conv_tiles<B, NV, NC>(g, x, w, koff, bias, act, out, t0, t1);
     });
 }
 
