@@ -155,17 +155,20 @@ TEST_CASE("gemm honours leading dimensions and leaves C's row padding alone") {
 }
 
 TEST_CASE("gemm uses no more workspace than it reports") {
-    for (int64_t k : {5, 700, 3000}) {
-        const int64_t m = 9, n = 2000;
-        auto a = random_floats(m * k, 21);
-        auto b = random_floats(k * n, 22);
-        std::vector<float> c(m * n), want(m * n);
-        const int64_t need = gemm_workspace_floats(m, n, k);
-        std::vector<float> ws(need + 64, 12345.0f);
-        REQUIRE(gemm(m, n, k, a.data(), k, b.data(), n, c.data(), n, GemmEpilogue::none(), false, ws.data()).ok());
-        for (int64_t i = need; i < need + 64; ++i) CHECK(ws[i] == 12345.0f);
-        ref::gemm(m, n, k, a.data(), k, b.data(), n, want.data(), n, GemmEpilogue::none(), false);
-        check_near(c, want, k, "large-n gemm");
+    for (int64_t m : {9, 40}) {  // 40 x 3000: A streams, panels go in groups (gemm_a_streams)
+        for (int64_t k : {5, 700, 3000}) {
+            const int64_t n = 2000;
+            INFO("m=" << m << " k=" << k << " grouped=" << gemm_a_streams(m, k));
+            auto a = random_floats(m * k, 21);
+            auto b = random_floats(k * n, 22);
+            std::vector<float> c(m * n), want(m * n);
+            const int64_t need = gemm_workspace_floats(m, n, k);
+            std::vector<float> ws(need + 64, 12345.0f);
+            REQUIRE(gemm(m, n, k, a.data(), k, b.data(), n, c.data(), n, GemmEpilogue::none(), false, ws.data()).ok());
+            for (int64_t i = need; i < need + 64; ++i) CHECK(ws[i] == 12345.0f);
+            ref::gemm(m, n, k, a.data(), k, b.data(), n, want.data(), n, GemmEpilogue::none(), false);
+            check_near(c, want, k, "large-n gemm");
+        }
     }
 }
 
@@ -174,7 +177,9 @@ TEST_CASE("prepacked B and every thread split give bit-identical results") {
     // own), fewer panels than threads (M x panel grid), and prepacked B.
     struct Case {
         int64_t m, n, k;
-    } cases[] = {{64, 300, 600}, {200, 20, 300}, {1, 700, 800}, {37, 33, 1}};
+    } cases[] = {{64, 300, 600}, {200, 20, 300}, {1, 700, 800}, {37, 33, 1},
+                 // packed A past gemm_a_streams: panels packed and multiplied in groups
+                 {300, 50, 400}, {130, 700, 600}};
     for (const auto& cs : cases) {
         auto a = random_floats(cs.m * cs.k, 31);
         auto b = random_floats(cs.k * cs.n, 32);
