@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <new>
 #include <string>
 #include <vector>
@@ -673,24 +674,21 @@ TEST_CASE("row winograd F(6, 3): factored lane transforms equal B^T d and A^T m 
         alignas(64) float lanes_o[8][W], lanes_y[6][W];
         for (int k = 0; k < 8; ++k) ov[k].store_aligned(lanes_o[k]);
         for (int k = 0; k < 6; ++k) yv[k].store_aligned(lanes_y[k]);
+        // Each output row of matrix M (rows x 8) applied to x, lane t, against `got`.
+        const auto check_rows = [&](const auto& M, const std::vector<float>& x, const float(*got)[W], int t) {
+            for (std::size_t a = 0; a < std::size(M); ++a) {
+                double want = 0, scale = 0;
+                for (int i = 0; i < 8; ++i) {
+                    want += M[a][i] * x[i * W + t];
+                    scale += std::fabs(M[a][i] * x[i * W + t]);
+                }
+                CHECK(std::fabs(got[a][t] - want) <= 4e-7 * scale);
+            }
+        };
         for (int t = 0; t < W; ++t) {
             INFO("seed " << seed << " lane " << t);
-            for (int a = 0; a < 8; ++a) {
-                double v = 0, scale = 0;
-                for (int i = 0; i < 8; ++i) {
-                    v += row63::BT[a][i] * d[i * W + t];
-                    scale += std::fabs(row63::BT[a][i] * d[i * W + t]);
-                }
-                CHECK(std::fabs(lanes_o[a][t] - v) <= 4e-7 * scale);
-            }
-            for (int a = 0; a < 6; ++a) {
-                double y = 0, scale = 0;
-                for (int i = 0; i < 8; ++i) {
-                    y += row63::AT[a][i] * m[i * W + t];
-                    scale += std::fabs(row63::AT[a][i] * m[i * W + t]);
-                }
-                CHECK(std::fabs(lanes_y[a][t] - y) <= 4e-7 * scale);
-            }
+            check_rows(row63::BT, d, lanes_o, t);
+            check_rows(row63::AT, m, lanes_y, t);
         }
     }
 }
