@@ -113,18 +113,9 @@ struct Tiles2x2 {
     static void store(const simd::FloatBatch* y, float* dst, int64_t plane, int64_t out_w, int rows, int cols,
                       int lanes) {
 #if defined(SALTED_WINOGRAD_AVX2)
-        if (rows == 2 && cols == 2 && lanes == 8) {  // a row's 2 pixels of 8 channels: one 8-byte pair per channel
-            for (int i = 0; i < 2; ++i) {
-                const __m256 lo = _mm256_unpacklo_ps(y[2 * i], y[2 * i + 1]);
-                const __m256 hi = _mm256_unpackhi_ps(y[2 * i], y[2 * i + 1]);
-                const __m128 q[4] = {_mm256_castps256_ps128(lo), _mm256_castps256_ps128(hi),
-                                     _mm256_extractf128_ps(lo, 1), _mm256_extractf128_ps(hi, 1)};  // channels 0-1, 2-3, ...
-                float* row = dst + i * out_w;
-                for (int h = 0; h < 4; ++h) {
-                    _mm_storel_pi(reinterpret_cast<__m64*>(row + (2 * h) * plane), q[h]);
-                    _mm_storeh_pi(reinterpret_cast<__m64*>(row + (2 * h + 1) * plane), q[h]);
-                }
-            }
+        if (rows == 2 && cols == 2 && lanes == 8) {  // each row's 2 pixels: one 8-byte pair per channel
+            winograd::store_pixel_pairs8(y[0], y[1], dst, plane);
+            winograd::store_pixel_pairs8(y[2], y[3], dst + out_w, plane);
             return;
         }
 #endif

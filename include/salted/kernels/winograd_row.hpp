@@ -211,7 +211,8 @@ struct RowTiles {
 
     template <int S, class Emit>
     __attribute__((always_inline)) void transform_input_strided(const Geometry& g, const float* in,
-                                                                const Patch* patches, int lanes, int64_t c, const Emit& emit) const {
+                                                                const Patch* patches, int lanes, int64_t c,
+                                                                const Emit& emit) const {
         for (int ky = 0; ky < kernel_h; ++ky) {
             // The span's columns, one tile per lane (rounded up to the 8 a transpose writes).
             simd::FloatBatch col[(S * positions + 7) / 8 * 8];
@@ -237,16 +238,7 @@ struct RowTiles {
         winograd::store_tile(y, dst, plane, out_w, 1, head, lanes);
         if (cols <= head) return;
 #if defined(SALTED_WINOGRAD_AVX2)
-        if (cols == 6 && lanes == 8) {  // pixels 4 and 5 of 8 channels: one 8-byte pair per channel
-            const __m256 lo = _mm256_unpacklo_ps(y[4], y[5]), hi = _mm256_unpackhi_ps(y[4], y[5]);
-            const __m128 q[4] = {_mm256_castps256_ps128(lo), _mm256_castps256_ps128(hi), _mm256_extractf128_ps(lo, 1),
-                                 _mm256_extractf128_ps(hi, 1)};  // channels 0-1, 2-3, 4-5, 6-7
-            for (int h = 0; h < 4; ++h) {
-                _mm_storel_pi(reinterpret_cast<__m64*>(dst + (2 * h) * plane + 4), q[h]);
-                _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (2 * h + 1) * plane + 4), q[h]);
-            }
-            return;
-        }
+        if (cols == 6 && lanes == 8) return winograd::store_pixel_pairs8(y[4], y[5], dst + 4, plane);
 #endif
         alignas(64) float rest[2 * W];
         y[4].store_aligned(rest);

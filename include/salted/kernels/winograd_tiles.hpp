@@ -251,15 +251,33 @@ static_assert(simd::width == 8, "the AVX2 tile paths assume 8-float batches");
 // lanes, so the address may lie outside the input where the mask is clear;
 // it is formed as an integer for that reason. A full mask takes the plain
 // load.
+// The vmaskmovps mask of the low 8 bits of `mask`: lane j all ones where bit j is set.
+SALTED_TILE_INLINE __m256i lane_mask8(uint32_t mask) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(mask & 0xffu)), bit), bit);
+}
+
 SALTED_TILE_INLINE __m256 load_row8(const float* in, int64_t index, uint32_t mask) {
     const auto addr = reinterpret_cast<std::uintptr_t>(in) + static_cast<std::uintptr_t>(index) * sizeof(float);
     const float* p = reinterpret_cast<const float*>(addr);
     mask &= 0xffu;
     if (mask == 0xffu) return _mm256_loadu_ps(p);
     if (mask == 0) return _mm256_setzero_ps();
-    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i lanes = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(mask)), bit), bit);
-    return _mm256_maskload_ps(p, lanes);
+    return _mm256_maskload_ps(p, lane_mask8(mask));
+}
+
+// Pixels a and b (adjacent in a row) of 8 channels, one per lane, stored
+// as one 8-byte pair per channel: channel l's at dst + l * plane. For the
+// 2-wide tails of the 2x2 and 1x6 output tiles, which the 4x4 transposes
+// do not cover.
+SALTED_TILE_INLINE void store_pixel_pairs8(__m256 a, __m256 b, float* dst, int64_t plane) {
+    const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    const __m128 q[4] = {_mm256_castps256_ps128(lo), _mm256_castps256_ps128(hi), _mm256_extractf128_ps(lo, 1),
+                         _mm256_extractf128_ps(hi, 1)};  // channels 0-1, 2-3, 4-5, 6-7
+    for (int h = 0; h < 4; ++h) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + (2 * h) * plane), q[h]);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + (2 * h + 1) * plane), q[h]);
+    }
 }
 
 // In place: r[t] (row t, 8 floats) becomes r[j] (column j: lane t = row t's
@@ -299,11 +317,9 @@ SALTED_TILE_INLINE void load_patches_avx2(const float* in, const Patch* tiles, i
     // mask; the others build their column mask once, not once per row.
     bool whole[8];
     __m256i mask[8];
-    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     for (int t = 0; t < 8; ++t) {
         whole[t] = t < lanes && tiles[t].wide_inside;
-        const int m = t < lanes ? static_cast<int>(tiles[t].col_mask & cols) : 0;
-        mask[t] = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m), bit), bit);
+        mask[t] = lane_mask8(t < lanes ? tiles[t].col_mask & cols : 0u);
     }
     for (int i = 0; i < Side; ++i) {
         __m256 r[8];
